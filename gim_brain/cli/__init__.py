@@ -1,0 +1,1 @@
+"""The ``gim-brain`` command line: one entry point, one module per subcommand."""
