@@ -1,0 +1,178 @@
+"""Explicit, configurable token cleaning with a report of every dropped or changed token."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .transcripts import Transcript
+
+__all__ = ["TokenCleaner", "CleaningReport", "DEFAULT_DROP", "clean_transcript"]
+
+#: Silence, breath, laughter, noise and sentence markers dropped by default (compared
+#: case-insensitively after stripping whitespace and any enclosing brackets).
+DEFAULT_DROP = frozenset(
+    {"", "sp", "sil", "br", "lg", "ls", "ns", "cg", "sl", "ig", "noise", "laugh", "breath",
+     "sentence_start", "sentence_end", "<s>", "</s>"}
+)
+
+_OPEN, _CLOSE = "{[(<", "}])>"
+
+
+def _is_bracketed(token: str) -> bool:
+    """True for marks like ``{CG}``, ``(BR}``, ``[noise]``, ``{LS)``: any opening and closing bracket."""
+    return len(token) >= 2 and token[0] in _OPEN and token[-1] in _CLOSE
+
+
+def _unbracket(token: str) -> str:
+    return token[1:-1] if _is_bracketed(token) else token
+
+
+@dataclass
+class CleaningReport:
+    """What cleaning did to one transcript.
+
+    Attributes
+    ----------
+    n_in, n_out : number of tokens before and after cleaning.
+    dropped : Counter of raw token -> times dropped.
+    changed : Counter of (raw token, cleaned token) -> times changed.
+    dropped_index : indices (into the raw transcript) of dropped tokens.
+    """
+
+    n_in: int = 0
+    n_out: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    changed: Counter = field(default_factory=Counter)
+    dropped_index: list[int] = field(default_factory=list)
+
+    @property
+    def n_dropped(self) -> int:
+        return self.n_in - self.n_out
+
+    @property
+    def n_changed(self) -> int:
+        return sum(self.changed.values())
+
+    def summary(self, top: int = 8) -> str:
+        """One line: counts plus the most frequent dropped and changed tokens."""
+        drops = ", ".join(f"{t!r}x{c}" for t, c in self.dropped.most_common(top))
+        changes = ", ".join(f"{a!r}->{b!r}x{c}" for (a, b), c in self.changed.most_common(top))
+        return (f"{self.n_in} tokens -> {self.n_out} words; dropped {self.n_dropped} ({drops or 'none'}); "
+                f"changed {self.n_changed} ({changes or 'none'})")
+
+    def to_dict(self) -> dict:
+        return {
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "dropped": dict(self.dropped.most_common()),
+            "changed": {f"{a} -> {b}": c for (a, b), c in self.changed.most_common()},
+        }
+
+
+@dataclass
+class TokenCleaner:
+    """Turn raw transcript tokens into words.
+
+    Steps, in order, each optional: strip whitespace; drop tokens whose text (lower-cased,
+    brackets removed) is in ``drop``; drop any bracketed mark (``{CG}``, ``(BR}``, ``[noise]``);
+    drop tokens matching ``drop_regex``; lower-case; strip punctuation at the word edges.
+
+    Parameters
+    ----------
+    lowercase : bool
+        Lower-case every kept word (the ds003020 convention).
+    strip_whitespace : bool
+        Remove spaces around tokens (``"YOU "`` -> ``"YOU"``).
+    drop : iterable of str
+        Tokens to drop, compared case-insensitively without enclosing brackets.
+    extra_drop : iterable of str
+        Added to ``drop`` (convenient in manifests).
+    drop_bracketed : bool
+        Drop every token enclosed in brackets of any kind.
+    drop_regex : str or None
+        Also drop tokens fully matching this regular expression.
+    strip_punctuation : bool
+        Strip non-alphanumeric characters (apostrophes kept) at both ends of words; a token
+        left empty is dropped.
+    """
+
+    lowercase: bool = True
+    strip_whitespace: bool = True
+    drop: frozenset = DEFAULT_DROP
+    extra_drop: tuple = ()
+    drop_bracketed: bool = True
+    drop_regex: str | None = None
+    strip_punctuation: bool = False
+
+    def _drop_set(self) -> set[str]:
+        return {str(t).strip().lower() for t in (*self.drop, *self.extra_drop)}
+
+    def clean_tokens(self, tokens: list[str]) -> tuple[np.ndarray, list[str], CleaningReport]:
+        """Clean a token list.
+
+        Returns
+        -------
+        keep : bool array (n_tokens,), which tokens survive.
+        words : the cleaned surviving words, length ``keep.sum()``.
+        report : :class:`CleaningReport`.
+        """
+        drop = self._drop_set()
+        pattern = re.compile(self.drop_regex) if self.drop_regex else None
+        keep = np.zeros(len(tokens), dtype=bool)
+        words: list[str] = []
+        report = CleaningReport(n_in=len(tokens))
+        for i, raw in enumerate(tokens):
+            tok = raw.strip() if self.strip_whitespace else raw
+            key = _unbracket(tok.strip()).strip().lower()
+            dropped = (
+                key in drop
+                or tok.strip().lower() in drop
+                or (self.drop_bracketed and _is_bracketed(tok.strip()))
+                or (pattern is not None and pattern.fullmatch(tok) is not None)
+            )
+            if not dropped:
+                if self.lowercase:
+                    tok = tok.lower()
+                if self.strip_punctuation:
+                    tok = re.sub(r"^[^\w']+|[^\w']+$", "", tok)
+                dropped = tok.strip() == ""
+            if dropped:
+                report.dropped[raw] += 1
+                report.dropped_index.append(i)
+                continue
+            keep[i] = True
+            words.append(tok)
+            if tok != raw:
+                report.changed[(raw, tok)] += 1
+        report.n_out = len(words)
+        return keep, words, report
+
+    def __call__(self, transcript: Transcript) -> tuple[Transcript, CleaningReport]:
+        """Clean a :class:`Transcript`; returns the cleaned transcript and the report."""
+        keep, words, report = self.clean_tokens(transcript.words)
+        out = Transcript(words, transcript.onsets[keep], transcript.offsets[keep], source=transcript.source)
+        return out, report
+
+    @classmethod
+    def from_config(cls, config: dict | None, where: str = "cleaning") -> "TokenCleaner":
+        """Build from a manifest ``[cleaning]`` table; unknown keys raise ``ValueError`` naming them."""
+        config = dict(config or {})
+        allowed = {"lowercase", "strip_whitespace", "drop", "extra_drop", "drop_bracketed",
+                   "drop_regex", "strip_punctuation"}
+        unknown = sorted(set(config) - allowed)
+        if unknown:
+            raise ValueError(f"{where}: unknown cleaning option(s) {unknown}; allowed: {sorted(allowed)}")
+        if "drop" in config:
+            config["drop"] = frozenset(config["drop"])
+        if "extra_drop" in config:
+            config["extra_drop"] = tuple(config["extra_drop"])
+        return cls(**config)
+
+
+def clean_transcript(transcript: Transcript, **options) -> tuple[Transcript, CleaningReport]:
+    """Clean with a :class:`TokenCleaner` built from ``options``."""
+    return TokenCleaner(**options)(transcript)

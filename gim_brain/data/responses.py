@@ -1,0 +1,239 @@
+"""Readers and checks for fMRI responses: float32 arrays of shape (n_rows, n_targets)."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "ResponseError",
+    "ResponseProblems",
+    "read_responses",
+    "response_shape",
+    "inspect_responses",
+    "validate_responses",
+]
+
+
+class ResponseError(ValueError):
+    """Responses that cannot be used as they are; the message names the file and the fault."""
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def _as_2d(data: np.ndarray, path: Path) -> np.ndarray:
+    data = np.asarray(data)
+    if data.ndim == 1:
+        data = data[:, None]
+    if data.ndim != 2:
+        raise ResponseError(f"{path}: responses must be 2-D (n_rows, n_targets), got shape {data.shape}")
+    if not np.issubdtype(data.dtype, np.number):
+        raise ResponseError(f"{path}: responses must be numeric, got dtype {data.dtype}")
+    return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def _npz_key(keys: list[str], key: str | None, path: Path) -> str:
+    if key is not None:
+        if key not in keys:
+            raise ResponseError(f"{path}: no array named {key!r}; arrays: {keys}")
+        return key
+    if len(keys) == 1:
+        return keys[0]
+    for default in ("responses", "data"):
+        if default in keys:
+            return default
+    raise ResponseError(f"{path}: several arrays {keys}; name one (manifest key responses.key)")
+
+
+def _masked_nifti(path: Path, mask: str | Path | None) -> np.ndarray:
+    import nibabel as nib
+
+    if mask is None:
+        raise ResponseError(f"{path}: a 4-D NIfTI needs a mask (manifest key responses.mask)")
+    mask = Path(mask)
+    if not mask.is_file():
+        raise FileNotFoundError(f"mask not found: {mask}")
+    img = nib.load(str(path))
+    if len(img.shape) != 4:
+        raise ResponseError(f"{path}: expected a 4-D NIfTI (x, y, z, time), got shape {img.shape}")
+    mask_data = np.asarray(nib.load(str(mask)).dataobj) != 0
+    if mask_data.shape != img.shape[:3]:
+        raise ResponseError(f"{path}: image grid {img.shape[:3]} differs from mask {mask} grid {mask_data.shape}")
+    if not mask_data.any():
+        raise ResponseError(f"{mask}: mask is empty")
+    data = np.asarray(img.dataobj)
+    return data[mask_data].T  # (n_time, n_voxels) in C order of the mask
+
+
+def read_responses(path: str | Path, key: str | None = None, mask: str | Path | None = None) -> np.ndarray:
+    """Read one story's responses as float32 ``(n_rows, n_targets)``.
+
+    Parameters
+    ----------
+    path : ``.hf5``/``.h5`` (HDF5 dataset ``key``, default ``data``), ``.npy``, ``.npz``
+        (array ``key``, default the only array or ``responses``/``data``), ``.nii``/``.nii.gz``
+        (4-D image masked by ``mask``: voxels where the mask is non-zero, C order), or
+        ``.txt``/``.tsv``/``.csv`` (whitespace/tab/comma-separated numbers, one row per TR).
+    key : dataset or array name.
+    mask : 3-D NIfTI mask, required for 4-D NIfTI responses.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"responses not found: {path}")
+    suffix = _suffix(path)
+    if suffix in (".hf5", ".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            name = key or "data"
+            if name not in f:
+                raise ResponseError(f"{path}: no HDF5 dataset named {name!r}; datasets: {list(f.keys())}")
+            data = f[name][()]
+    elif suffix == ".npy":
+        data = np.load(path, allow_pickle=False)
+    elif suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            data = z[_npz_key(list(z.files), key, path)]
+    elif suffix in (".nii", ".nii.gz"):
+        data = _masked_nifti(path, mask)
+    elif suffix in (".txt", ".tsv", ".csv"):
+        delimiter = "," if suffix == ".csv" else None
+        try:
+            data = np.loadtxt(path, delimiter=delimiter, ndmin=2)
+        except ValueError as exc:
+            raise ResponseError(f"{path}: not a numeric table ({exc})") from None
+    else:
+        raise ResponseError(f"{path}: unknown responses format {suffix!r}")
+    return _as_2d(data, path)
+
+
+def response_shape(path: str | Path, key: str | None = None, mask: str | Path | None = None) -> tuple[int, int]:
+    """``(n_rows, n_targets)`` of a responses file, reading only its header where the format allows."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"responses not found: {path}")
+    suffix = _suffix(path)
+    if suffix in (".hf5", ".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            name = key or "data"
+            if name not in f:
+                raise ResponseError(f"{path}: no HDF5 dataset named {name!r}; datasets: {list(f.keys())}")
+            shape = f[name].shape
+    elif suffix == ".npy":
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+    elif suffix in (".nii", ".nii.gz") and mask is not None:
+        import nibabel as nib
+
+        img = nib.load(str(path))
+        n_vox = int((np.asarray(nib.load(str(mask)).dataobj) != 0).sum())
+        return (int(img.shape[3]) if len(img.shape) == 4 else 1, n_vox)
+    else:
+        shape = read_responses(path, key=key, mask=mask).shape
+    if len(shape) == 1:
+        shape = (shape[0], 1)
+    return (int(shape[0]), int(np.prod(shape[1:])))
+
+
+@dataclass
+class ResponseProblems:
+    """What is wrong with a responses array (all empty/False when nothing is).
+
+    Attributes
+    ----------
+    source : file or ``subject/story`` the array came from.
+    shape : ``(n_rows, n_targets)``.
+    expected_rows : rows the TR grid requires (None when unknown).
+    nonfinite_rows : indices of rows containing NaN or inf.
+    constant_targets : names of targets that never change (a voxel outside the brain, a dead ROI).
+    all_zero : every value is zero (a subject whose export failed, e.g. Alice s33).
+    """
+
+    source: str
+    shape: tuple[int, int]
+    expected_rows: int | None = None
+    nonfinite_rows: list[int] = field(default_factory=list)
+    constant_targets: list[str] = field(default_factory=list)
+    all_zero: bool = False
+
+    @property
+    def row_mismatch(self) -> bool:
+        return self.expected_rows is not None and self.shape[0] != self.expected_rows
+
+    def errors(self) -> list[str]:
+        """Faults that make the array unusable, as messages naming the source."""
+        out = []
+        if self.row_mismatch:
+            out.append(f"{self.source}: {self.shape[0]} rows but the TR grid has {self.expected_rows} "
+                       f"(check the TR count, trims and responses.trimmed)")
+        if self.nonfinite_rows:
+            rows = self.nonfinite_rows
+            shown = ", ".join(map(str, rows[:10])) + (" ..." if len(rows) > 10 else "")
+            out.append(f"{self.source}: NaN or inf in {len(rows)} row(s): {shown}")
+        if self.all_zero:
+            out.append(f"{self.source}: every value is zero (failed export?); exclude it")
+        return out
+
+    def warnings(self) -> list[str]:
+        """Faults worth knowing that do not stop a fit."""
+        if self.constant_targets and not self.all_zero:
+            names = self.constant_targets
+            shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+            return [f"{self.source}: {len(names)} constant target(s): {shown}"]
+        return []
+
+
+def inspect_responses(
+    data: np.ndarray,
+    source: str,
+    expected_rows: int | None = None,
+    target_names: list[str] | None = None,
+) -> ResponseProblems:
+    """Look for row-count mismatch, NaN/inf rows, constant targets and all-zero data.
+
+    Parameters
+    ----------
+    data : array (n_rows, n_targets).
+    source : name used in messages (file path or ``subject/story``).
+    expected_rows : rows of the story's TR grid.
+    target_names : names of the targets (default ``target_<index>``).
+    """
+    data = np.asarray(data)
+    finite = np.isfinite(data)
+    bad_rows = np.flatnonzero(~finite.all(axis=1)).tolist()
+    clean = np.where(finite, data, 0.0)
+    all_zero = bool(data.size) and not np.any(clean) and not bad_rows
+    if data.shape[0] > 1:
+        constant = np.flatnonzero(np.all(clean == clean[:1], axis=0) & finite.all(axis=0))
+    else:
+        constant = np.array([], dtype=int)
+    if target_names is not None and len(target_names) != data.shape[1]:
+        raise ResponseError(f"{source}: {data.shape[1]} targets but {len(target_names)} target names")
+    names = [target_names[i] if target_names is not None else f"target_{i}" for i in constant]
+    return ResponseProblems(source, tuple(data.shape), expected_rows, bad_rows, names, all_zero)
+
+
+def validate_responses(
+    data: np.ndarray,
+    source: str,
+    expected_rows: int | None = None,
+    target_names: list[str] | None = None,
+) -> np.ndarray:
+    """Raise :class:`ResponseError` for unusable responses; warn about constant targets.
+
+    Returns ``data`` unchanged when it is usable.
+    """
+    problems = inspect_responses(data, source, expected_rows, target_names)
+    errors = problems.errors()
+    if errors:
+        raise ResponseError("; ".join(errors))
+    for message in problems.warnings():
+        warnings.warn(message, stacklevel=2)
+    return data
