@@ -1,0 +1,175 @@
+"""Run configs: validation errors that name the key, path resolution, flags equivalence."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gim_brain.runconfig import (RunConfigError, fit_argv, load_run_config, merge_with_flags,
+                                 parse_run_config)
+
+
+def _write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "run.toml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+GOOD = """
+    name = "uts03-llm"
+    [dataset]
+    manifest = "lebel2023_pca"
+    data_root = "data"
+    subjects = ["UTS03"]
+    [features]
+    sets = ["wordrate", "wordrate,llm"]
+    [features.params.llm]
+    layer = 15
+    context = 32
+    [encoding]
+    backend = "numpy"
+    n_folds = 4
+    [outputs]
+    out = "runs/x"
+"""
+
+
+@pytest.fixture
+def good(tmp_path):
+    (tmp_path / "data").mkdir()
+    return _write(tmp_path, GOOD)
+
+
+def _fit_parser() -> argparse.ArgumentParser:
+    """A parser with the shape of ``gim-brain fit``'s flags (repeatable --features/--param)."""
+    p = argparse.ArgumentParser(prog="gim-brain fit")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--subject", required=True)
+    p.add_argument("--features", action="append", required=True)
+    p.add_argument("--param", action="append", default=[])
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--n-folds", type=int, default=5)
+    p.add_argument("--out", required=True)
+    return p
+
+
+def test_paths_resolve_against_config_folder(good, tmp_path, monkeypatch):
+    monkeypatch.chdir("/")
+    cfg = load_run_config(good)
+    assert cfg.data_root == (tmp_path / "data").resolve()
+    assert cfg.out == (tmp_path / "runs" / "x").resolve()
+    assert cfg.manifest == "lebel2023_pca"
+    assert cfg.params == {"llm": {"layer": 15, "context": 32}}
+    assert cfg.encoding["backend"] == "numpy" and cfg.encoding["alphas"] is None
+
+
+def test_fit_argv_is_what_the_flags_say(good, tmp_path):
+    argv = fit_argv(load_run_config(good))
+    args = _fit_parser().parse_args(argv)
+    assert args.manifest == "lebel2023_pca"
+    assert Path(args.data_root) == (tmp_path / "data").resolve()
+    assert args.subject == "UTS03"
+    assert args.features == ["wordrate", "wordrate,llm"]
+    assert sorted(args.param) == ["llm.context=32", "llm.layer=15"]
+    assert args.backend == "numpy" and args.n_folds == 4
+    # the same fit written as flags by hand parses to the same namespace
+    by_hand = _fit_parser().parse_args([
+        "--manifest", "lebel2023_pca", "--data-root", str((tmp_path / "data").resolve()),
+        "--subject", "UTS03", "--features", "wordrate", "--features", "wordrate,llm",
+        "--param", "llm.layer=15", "--param", "llm.context=32", "--backend", "numpy",
+        "--n-folds", "4", "--out", str((tmp_path / "runs" / "x").resolve())])
+    assert vars(args) == vars(by_hand)
+
+
+def test_flags_override_config(good):
+    parser = _fit_parser()
+    args = merge_with_flags(parser, fit_argv(load_run_config(good)),
+                            ["--features", "llm", "--backend", "torch"])
+    assert args.features == ["llm"]          # replaced, not appended
+    assert args.backend == "torch"
+    assert args.n_folds == 4                 # from the config
+    assert args.subject == "UTS03"
+    # the parser is left as it was
+    with pytest.raises(SystemExit):
+        parser.parse_args([])
+
+
+def test_unknown_key_names_key_and_suggests(tmp_path):
+    (tmp_path / "data").mkdir()
+    path = _write(tmp_path, GOOD.replace("backend =", "backnd ="))
+    with pytest.raises(RunConfigError) as err:
+        load_run_config(path)
+    msg = str(err.value)
+    assert "encoding.backnd" in msg and "did you mean 'backend'" in msg and str(path) in msg
+
+
+def test_unknown_section(tmp_path):
+    (tmp_path / "data").mkdir()
+    path = _write(tmp_path, GOOD.replace("[encoding]", "[encodings]"))
+    with pytest.raises(RunConfigError, match=r"unknown section \[encodings\].*did you mean \[encoding\]"):
+        load_run_config(path)
+
+
+def test_missing_data_root_says_which_and_how(tmp_path):
+    path = _write(tmp_path, GOOD)  # no data/ folder
+    with pytest.raises(RunConfigError) as err:
+        load_run_config(path)
+    msg = str(err.value)
+    assert "dataset.data_root" in msg and str((tmp_path / "data").resolve()) in msg
+    assert "--data-root" in msg
+
+
+def test_empty_data_root_uses_env(tmp_path, monkeypatch):
+    path = _write(tmp_path, GOOD.replace('data_root = "data"', 'data_root = ""'))
+    monkeypatch.delenv("GIM_BRAIN_DATA_ROOT", raising=False)
+    with pytest.raises(RunConfigError, match="GIM_BRAIN_DATA_ROOT"):
+        load_run_config(path)
+    monkeypatch.setenv("GIM_BRAIN_DATA_ROOT", str(tmp_path))
+    assert load_run_config(path).data_root == tmp_path.resolve()
+
+
+def test_unset_variable_in_path(tmp_path, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_ROOT_VAR", raising=False)
+    path = _write(tmp_path, GOOD.replace('data_root = "data"', 'data_root = "$NO_SUCH_ROOT_VAR/x"'))
+    with pytest.raises(RunConfigError, match="NO_SUCH_ROOT_VAR"):
+        load_run_config(path)
+
+
+@pytest.mark.parametrize("old,new,pattern", [
+    ('n_folds = 4', 'n_folds = "4"', "encoding.n_folds' must be a int"),
+    ('subjects = ["UTS03"]', 'subjects = []', "dataset.subjects must be a non-empty"),
+    ('sets = ["wordrate", "wordrate,llm"]', 'sets = ["wordrate"]', r"features.params.llm\] sets"),
+    ('manifest = "lebel2023_pca"', 'manifest = "nope/m.toml"', "dataset.manifest"),
+    ('out = "runs/x"', '', "missing required key 'outputs.out'"),
+])
+def test_bad_values(tmp_path, old, new, pattern):
+    (tmp_path / "data").mkdir()
+    path = _write(tmp_path, GOOD.replace(old, new))
+    with pytest.raises(RunConfigError, match=pattern):
+        load_run_config(path)
+
+
+def test_invalid_toml_and_missing_file(tmp_path):
+    path = _write(tmp_path, "[dataset\nmanifest = 1")
+    with pytest.raises(RunConfigError, match="invalid TOML"):
+        load_run_config(path)
+    with pytest.raises(FileNotFoundError, match="nope.toml"):
+        load_run_config(tmp_path / "nope.toml")
+
+
+def test_several_subjects_get_their_own_folders(tmp_path):
+    (tmp_path / "data").mkdir()
+    cfg = parse_run_config({"dataset": {"manifest": "m", "data_root": str(tmp_path / "data"),
+                                        "subjects": ["S1", "S2"]},
+                            "features": {"sets": ["wordrate"]},
+                            "outputs": {"out": str(tmp_path / "run")}})
+    with pytest.raises(RunConfigError, match="choose one"):
+        fit_argv(cfg)
+    argv = fit_argv(cfg, "S2")
+    assert argv[argv.index("--out") + 1] == str(tmp_path / "run" / "S2")
+    with pytest.raises(RunConfigError, match="S3"):
+        fit_argv(cfg, "S3")
