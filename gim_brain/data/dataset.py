@@ -300,11 +300,11 @@ class Dataset:
             if data.shape[0] != n_trs:
                 from .responses import ResponseError
 
-                raise ResponseError(f"{path}: {data.shape[0]} rows but story {story!r} has {n_trs} raw TRs "
+                raise ResponseError(f"{path} (subject {subject!r}): {data.shape[0]} rows but story {story!r} has {n_trs} raw TRs "
                                     f"(responses.trimmed = false)")
             data = data[t["trim_start"]: n_trs - t["trim_end"]]
         if check:
-            validate_responses(data, str(path), grid.n_rows, cfg["target_names"])
+            validate_responses(data, f"{path} (subject {subject!r}, story {story!r})", grid.n_rows, cfg["target_names"])
         return data
 
 
