@@ -14,6 +14,7 @@ import sys
 from .. import __version__
 
 COMMANDS: tuple[str, ...] = (
+    "datasets",
 )
 
 
