@@ -1,0 +1,376 @@
+"""Maps in a ds003020 subject's own space, read from a pycortex filestore without pycortex.
+
+A pycortex filestore ("pycortex-db") holds, per subject::
+
+    {db}/{subject}/transforms/{xfm}/matrices.xfm        JSON {"coord": 4x4, "magnet": 4x4}
+    {db}/{subject}/transforms/{xfm}/mask_thick.nii.gz   voxel mask in the functional grid
+    {db}/{subject}/transforms/{xfm}/reference.nii.gz    functional reference volume (optional here)
+    {db}/{subject}/surfaces/{name}_{hemi}.gii           GIfTI: pointset (mm) + triangles;
+                                                        name in wm, pia, inflated, flat, ...
+
+``coord`` maps surface coordinates (mm, FreeSurfer surface RAS) to voxel coordinates
+``(i, j, k)`` of the functional grid. pycortex reads volumes transposed, so its voxel order
+is C order over ``(k, j, i)``: the mask as ``get_fdata().T != 0``. ds003020's preprocessed
+responses use that order, for ``xfm = "{subject}_auto"`` and the ``thick`` mask.
+
+A vertex takes the mean of the in-mask voxels met along the segment from its white-matter
+to its pial position (``n_samples`` points, nearest voxel), or the voxel at its fiducial
+position when only one surface exists; vertices that meet no in-mask voxel get NaN.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import nibabel as nib
+import numpy as np
+from scipy import sparse
+
+from .style import MapStyle, style_for
+from .surface import HEMIS
+from .volume import MaskShapeError, values_to_img
+
+__all__ = [
+    "PycortexSubject",
+    "load_pycortex_subject",
+    "read_surface",
+    "vertex_voxel_matrix",
+    "voxels_to_vertices",
+    "native_surface_image",
+    "native_volume_img",
+    "curvature_shading",
+    "plot_native_surface",
+    "plot_native_flat",
+]
+
+_PYCORTEX_HEMI = {"left": "lh", "right": "rh"}
+
+
+def read_surface(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a pycortex surface file: GIfTI (pointset + triangle arrays) or npz (pts, polys).
+
+    Returns
+    -------
+    coordinates : float64 (n_vertices, 3), mm
+    faces : int64 (n_faces, 3)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"surface file {path} does not exist")
+    if path.suffix == ".npz":
+        with np.load(path) as npz:
+            if "pts" not in npz or "polys" not in npz:
+                raise ValueError(f"surface file {path} lacks the 'pts'/'polys' arrays")
+            return np.asarray(npz["pts"], float), np.asarray(npz["polys"], np.int64)
+    gii = nib.load(str(path))
+    points = gii.get_arrays_from_intent("NIFTI_INTENT_POINTSET")
+    triangles = gii.get_arrays_from_intent("NIFTI_INTENT_TRIANGLE")
+    if not points or not triangles:
+        raise ValueError(f"GIfTI surface {path} needs a POINTSET and a TRIANGLE data array")
+    return np.asarray(points[0].data, float), np.asarray(triangles[0].data, np.int64)
+
+
+@dataclass
+class PycortexSubject:
+    """One subject of a pycortex filestore, read with nibabel only.
+
+    Attributes
+    ----------
+    folder : Path
+        ``{db}/{subject}``.
+    subject, xfm_name : str
+    coord : ndarray (4, 4)
+        Surface mm -> functional voxel coordinates ``(i, j, k)``.
+    mask_img : Nifti1Image
+        Functional-grid mask; voxel order ``mask_img.get_fdata().T != 0``.
+    reference_img : Nifti1Image or None
+        Functional reference volume if the filestore has one.
+    surfaces : dict
+        ``{name: {"left": path, "right": path}}`` of the surface files found.
+    """
+
+    folder: Path
+    subject: str
+    xfm_name: str
+    coord: np.ndarray
+    mask_img: nib.Nifti1Image
+    reference_img: nib.Nifti1Image | None
+    surfaces: dict[str, dict[str, Path]]
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Boolean mask in pycortex's transposed layout ``(nk, nj, ni)``."""
+        return np.asanyarray(self.mask_img.dataobj).T != 0
+
+    @property
+    def n_voxels(self) -> int:
+        return int(self.mask.sum())
+
+    def surface(self, name: str, hemi: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(coordinates (n, 3) mm, faces (f, 3))`` of surface ``name`` for ``hemi``.
+
+        ``"fiducial"`` falls back to the mean of ``wm`` and ``pia``, as in pycortex.
+        """
+        key = (name, hemi)
+        if key not in self._cache:
+            if name == "fiducial" and "fiducial" not in self.surfaces:
+                wm, faces = self.surface("wm", hemi)
+                pia, _ = self.surface("pia", hemi)
+                self._cache[key] = ((wm + pia) / 2.0, faces)
+            else:
+                if name not in self.surfaces or hemi not in self.surfaces[name]:
+                    raise FileNotFoundError(
+                        f"surface {name!r} ({hemi}) not found under {self.folder / 'surfaces'}; "
+                        f"found: {sorted(self.surfaces)}"
+                    )
+                self._cache[key] = read_surface(self.surfaces[name][hemi])
+        return self._cache[key]
+
+    def polymesh(self, name: str):
+        """nilearn ``PolyMesh`` of surface ``name`` (flat meshes turned to face +z)."""
+        from nilearn.surface import InMemoryMesh, PolyMesh
+
+        parts = {}
+        for hemi in HEMIS:
+            coords, faces = self.surface(name, hemi)
+            if name == "flat":
+                coords = _flat_to_xy(coords)
+            parts[hemi] = InMemoryMesh(coordinates=coords, faces=faces)
+        return PolyMesh(**parts)
+
+
+def _flat_to_xy(coords: np.ndarray) -> np.ndarray:
+    """Reorder a flat mesh's axes so that its flat (least varying) axis is z."""
+    used = np.isfinite(coords).all(1)
+    normal_axis = int(np.argmin(coords[used].std(0)))
+    order = [a for a in range(3) if a != normal_axis] + [normal_axis]
+    return coords[:, order]
+
+
+def load_pycortex_subject(db: str | Path, subject: str, xfm: str | None = None,
+                          mask_type: str = "thick") -> PycortexSubject:
+    """Read a subject's transform, mask and surface list from a pycortex filestore.
+
+    Parameters
+    ----------
+    db : path
+        Filestore root (ds003020: ``derivative/pycortex-db``).
+    subject : str
+        e.g. ``"UTS03"``.
+    xfm : str, optional
+        Transform name; default ``"{subject}_auto"``.
+    mask_type : str
+        Mask file ``mask_{mask_type}.nii.gz`` (ds003020 responses use ``thick``).
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the missing subject folder, transform folder, matrices.xfm, mask or surfaces.
+    """
+    folder = Path(db) / subject
+    if not folder.is_dir():
+        raise FileNotFoundError(f"pycortex subject folder {folder} does not exist")
+    xfm = xfm or f"{subject}_auto"
+    xfm_dir = folder / "transforms" / xfm
+    if not xfm_dir.is_dir():
+        present = sorted(p.name for p in (folder / "transforms").glob("*")) \
+            if (folder / "transforms").is_dir() else []
+        raise FileNotFoundError(
+            f"transform {xfm!r} of subject {subject} not found: {xfm_dir} is missing "
+            f"(transforms present: {present or 'none'})"
+        )
+    matrices = xfm_dir / "matrices.xfm"
+    if not matrices.is_file():
+        raise FileNotFoundError(f"transform file {matrices} is missing")
+    try:
+        coord = np.asarray(json.loads(matrices.read_text())["coord"], dtype=float)
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{matrices} is not a pycortex transform (JSON with 'coord'): {exc}") \
+            from exc
+    if coord.shape != (4, 4):
+        raise ValueError(f"'coord' in {matrices} must be 4x4, got shape {coord.shape}")
+    mask_path = xfm_dir / f"mask_{mask_type}.nii.gz"
+    if not mask_path.is_file():
+        raise FileNotFoundError(f"mask {mask_path} is missing")
+    mask_img = nib.load(str(mask_path))
+    ref_path = xfm_dir / "reference.nii.gz"
+    reference = nib.load(str(ref_path)) if ref_path.is_file() else None
+    surfaces: dict[str, dict[str, Path]] = {}
+    surf_dir = folder / "surfaces"
+    for path in sorted(surf_dir.glob("*_[lr]h.*")) if surf_dir.is_dir() else []:
+        stem = path.name.split(".")[0]
+        name, _, hemi = stem.rpartition("_")
+        hemi = {"lh": "left", "rh": "right"}[hemi]
+        surfaces.setdefault(name, {})[hemi] = path
+    if not surfaces:
+        raise FileNotFoundError(f"no surfaces ({{name}}_lh/rh.gii) found in {surf_dir}")
+    return PycortexSubject(folder, subject, xfm, coord, mask_img, reference, surfaces)
+
+
+def _voxel_lookup(subject: PycortexSubject) -> np.ndarray:
+    """(nk*nj*ni,) int: column of each voxel of the transposed grid in result order, or -1."""
+    mask = subject.mask
+    lookup = np.full(mask.size, -1, dtype=np.int64)
+    lookup[np.flatnonzero(mask)] = np.arange(int(mask.sum()))
+    return lookup
+
+
+def vertex_voxel_matrix(subject: PycortexSubject, hemi: str, n_samples: int = 8) -> sparse.csr_matrix:
+    """Sparse averaging matrix from result voxels to one hemisphere's vertices.
+
+    Returns
+    -------
+    csr_matrix, shape (n_vertices, n_voxels)
+        Row ``v`` averages the in-mask voxels sampled for vertex ``v`` (rows of vertices that
+        meet none are empty).
+    """
+    key = ("matrix", hemi, n_samples)
+    if key in subject._cache:
+        return subject._cache[key]
+    if "wm" in subject.surfaces and "pia" in subject.surfaces:
+        wm, _ = subject.surface("wm", hemi)
+        pia, _ = subject.surface("pia", hemi)
+        fractions = np.linspace(0.0, 1.0, n_samples)
+        segments = [wm + f * (pia - wm) for f in fractions]
+    else:
+        segments = [subject.surface("fiducial", hemi)[0]]
+    n_vertices = segments[0].shape[0]
+    shape = subject.mask.shape  # (nk, nj, ni)
+    lookup = _voxel_lookup(subject)
+    rows, cols = [], []
+    for points in segments:
+        ijk = points @ subject.coord[:3, :3].T + subject.coord[:3, 3]
+        ijk = np.floor(ijk + 0.5).astype(np.int64)
+        inside = ((ijk >= 0) & (ijk < np.array(shape[::-1]))).all(1)
+        flat = np.full(n_vertices, -1, dtype=np.int64)
+        flat[inside] = np.ravel_multi_index(
+            (ijk[inside, 2], ijk[inside, 1], ijk[inside, 0]), shape)
+        col = np.where(flat >= 0, lookup[np.maximum(flat, 0)], -1)
+        hit = col >= 0
+        rows.append(np.flatnonzero(hit))
+        cols.append(col[hit])
+    rows_a, cols_a = np.concatenate(rows), np.concatenate(cols)
+    counts = sparse.coo_matrix((np.ones(rows_a.size), (rows_a, cols_a)),
+                               shape=(n_vertices, subject.n_voxels)).tocsr()
+    counts.sum_duplicates()
+    totals = np.asarray(counts.sum(1)).ravel()
+    scale = np.divide(1.0, totals, out=np.zeros_like(totals), where=totals > 0)
+    matrix = sparse.diags(scale) @ counts
+    subject._cache[key] = matrix.tocsr()
+    return subject._cache[key]
+
+
+def voxels_to_vertices(values: np.ndarray, subject: PycortexSubject,
+                       n_samples: int = 8) -> dict[str, np.ndarray]:
+    """Per-voxel values (pycortex order) -> per-vertex values on the subject's surfaces.
+
+    Parameters
+    ----------
+    values : array, shape (n_voxels,)
+    subject : PycortexSubject
+
+    Returns
+    -------
+    dict {"left": (n_vertices_lh,), "right": (n_vertices_rh,)} float64, NaN where a vertex
+    meets no in-mask voxel.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or values.size != subject.n_voxels:
+        raise MaskShapeError(
+            f"{values.size} values do not match the {subject.n_voxels} voxels of subject "
+            f"{subject.subject}'s mask ({subject.xfm_name})"
+        )
+    out = {}
+    for hemi in HEMIS:
+        matrix = vertex_voxel_matrix(subject, hemi, n_samples)
+        finite = np.isfinite(values)
+        summed = matrix @ np.where(finite, values, 0.0)
+        weight = matrix @ finite.astype(float)
+        out[hemi] = np.divide(summed, weight, out=np.full(summed.shape, np.nan), where=weight > 0)
+    return out
+
+
+def native_surface_image(values: np.ndarray, subject: PycortexSubject, surface: str = "inflated",
+                         n_samples: int = 8):
+    """``SurfaceImage`` of per-voxel values on one of the subject's meshes (NaN -> 0)."""
+    from nilearn.surface import SurfaceImage
+
+    vertex_values = voxels_to_vertices(values, subject, n_samples)
+    data = {h: np.nan_to_num(v, nan=0.0).astype(np.float32) for h, v in vertex_values.items()}
+    return SurfaceImage(mesh=subject.polymesh(surface), data=data)
+
+
+def native_volume_img(values: np.ndarray, subject: PycortexSubject) -> nib.Nifti1Image:
+    """Per-voxel values in the subject's functional grid (pycortex voxel order)."""
+    return values_to_img(values, subject.mask_img, order="pycortex")
+
+
+def curvature_shading(coordinates: np.ndarray, faces: np.ndarray, n_smooth: int = 10) -> np.ndarray:
+    """Sulcus/gyrus shading of a folded mesh (positive in sulci, like FreeSurfer ``sulc``).
+
+    The umbrella Laplacian (mean neighbour position minus position) projected on the
+    outward vertex normal, smoothed ``n_smooth`` times over neighbours and scaled to [-1, 1].
+
+    Returns
+    -------
+    float64 (n_vertices,)
+    """
+    n = coordinates.shape[0]
+    i = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]])
+    j = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
+    adjacency = sparse.coo_matrix((np.ones(2 * i.size), (np.r_[i, j], np.r_[j, i])),
+                                  shape=(n, n)).tocsr()
+    adjacency.data[:] = 1.0
+    degree = np.asarray(adjacency.sum(1)).ravel()
+    average = sparse.diags(np.divide(1.0, degree, out=np.zeros(n), where=degree > 0)) @ adjacency
+    tri = coordinates[faces]
+    face_normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normals = np.zeros_like(coordinates)
+    for corner in range(3):
+        np.add.at(normals, faces[:, corner], face_normals)
+    # orient normals outward: they should point away from the mesh centre on average
+    centred = coordinates - coordinates.mean(0)
+    if np.sum(normals * centred) < 0:
+        normals = -normals
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    shade = np.sum((average @ coordinates - coordinates) * normals, axis=1)
+    for _ in range(n_smooth):
+        shade = average @ shade
+    top = np.percentile(np.abs(shade[degree > 0]), 98) if np.any(degree > 0) else 1.0
+    return np.clip(shade / (top or 1.0), -1.0, 1.0)
+
+
+def _subject_shading(subject: PycortexSubject) -> dict[str, np.ndarray]:
+    key = ("shading",)
+    if key not in subject._cache:
+        name = "fiducial" if ("fiducial" in subject.surfaces or
+                              {"wm", "pia"} <= set(subject.surfaces)) else "inflated"
+        subject._cache[key] = {h: curvature_shading(*subject.surface(name, h)) for h in HEMIS}
+    return subject._cache[key]
+
+
+def plot_native_surface(values: np.ndarray, subject: PycortexSubject, kind: str = "r",
+                        title: str = "", style: MapStyle | None = None,
+                        surface: str = "inflated") -> plt.Figure:
+    """Lateral and medial views of the subject's own (inflated) surfaces."""
+    from .surface import plot_surface
+
+    surf_img = native_surface_image(values, subject, surface)
+    style = style or style_for(kind, np.asarray(values)[np.isfinite(values)])
+    return plot_surface(surf_img, kind, title, style, mesh=subject.polymesh(surface),
+                        bg_map=_subject_shading(subject))
+
+
+def plot_native_flat(values: np.ndarray, subject: PycortexSubject, kind: str = "r",
+                     title: str = "", style: MapStyle | None = None) -> plt.Figure:
+    """Both hemispheres of the subject's flat map (``surfaces/flat_{lh,rh}``) side by side."""
+    from .flat import plot_flat
+
+    surf_img = native_surface_image(values, subject, "flat")
+    style = style or style_for(kind, np.asarray(values)[np.isfinite(values)])
+    return plot_flat(surf_img, kind, title, style, flat_mesh=subject.polymesh("flat"),
+                     bg_map=_subject_shading(subject))
