@@ -37,15 +37,15 @@ def test_lanczos_recovers_slow_sinusoid_and_suppresses_fast_one():
 
 
 def test_rectangular_sum_and_mean_with_empty_rows():
-    rows = np.array([2.0, 4.0, 6.0, 8.0])       # windows (0,2] (2,4] (4,6] (6,8]
+    rows = np.array([2.0, 4.0, 6.0, 8.0])       # windows [0,2) [2,4) [4,6) [6,8)
     times = np.array([0.5, 1.5, 3.0, 7.9, 9.0])  # the last one falls after the grid
     feats = np.array([[1.0], [3.0], [5.0], [7.0], [100.0]])
     s = downsample(feats, times, rows, TR, method="sum")[:, 0]
     m = downsample(feats, times, rows, TR, method="mean")[:, 0]
     np.testing.assert_array_equal(s, [4, 5, 0, 7])
     np.testing.assert_array_equal(m, [2, 5, 0, 7])   # a row without words is 0, never NaN
-    # a word exactly at a row's end belongs to that row
-    assert downsample(np.ones((1, 1)), [4.0], rows, TR, method="sum")[:, 0].tolist() == [0, 1, 0, 0]
+    # a word exactly at a row's end belongs to the next row (onset in [end - TR, end))
+    assert downsample(np.ones((1, 1)), [4.0], rows, TR, method="sum")[:, 0].tolist() == [0, 0, 1, 0]
 
 
 def test_downsample_errors_and_no_words():

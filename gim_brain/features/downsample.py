@@ -12,7 +12,7 @@ row times. Three resamplers are offered:
     The same sinc without the Lanczos taper, truncated at ``window`` lobes (default 10).
 ``sum`` / ``mean``
     Rectangular: the sum (or mean) of the features of the words whose time falls in the row's
-    window ``(row_time - TR, row_time]``. Rows without words get zeros.
+    window ``[row_time - TR, row_time)`` (the ``TRGrid.assign_words`` rule). Rows without words get zeros.
 """
 
 from __future__ import annotations
@@ -106,10 +106,10 @@ def downsample(features: np.ndarray, word_times: np.ndarray, row_times: np.ndarr
         else:
             weights = sinc_kernel(dt, cutoff, 10 if window is None else int(window))
         return (weights @ feats).astype(np.float32)
-    # rectangular: word belongs to row r when row_times[r] - tr < t <= row_times[r]
-    rows = np.searchsorted(row_times, word_times, side="left")
+    # rectangular: word belongs to row r when row_times[r] - tr <= t < row_times[r]
+    rows = np.searchsorted(row_times, word_times, side="right")
     inside = rows < len(row_times)
-    inside[inside] &= word_times[inside] > row_times[rows[inside]] - tr
+    inside[inside] &= word_times[inside] >= row_times[rows[inside]] - tr
     out = np.zeros((len(row_times), feats.shape[1]), dtype=np.float64)
     np.add.at(out, rows[inside], feats[inside])
     if method == "mean":
