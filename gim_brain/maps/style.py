@@ -20,7 +20,7 @@ VALUE_KINDS: dict[str, tuple[str, bool]] = {
     "pvalue": ("-log10 p", False),
     "unique": ("unique variance (R²)", True),
     "split": ("split variance (R²)", True),
-    "diff": ("difference in r", True),
+    "diff": ("difference", True),
     "value": ("value", True),
 }
 
