@@ -1,0 +1,18 @@
+"""Voxelwise encoding models: ridge / banded ridge with story-grouped CV (himalaya underneath).
+
+Public API: :func:`fit_encoding`, :class:`EncodingResult`, :func:`write_run`; building blocks in
+``cv``, ``ridge``, ``fastpath``, ``banded``, ``noise_ceiling``, ``significance``, ``backend``.
+"""
+
+from .backend import resolve_backend, use_backend
+from .cv import Fold, story_folds
+from .fit import DEFAULT_ALPHAS, fit_encoding
+from .result import EncodingResult
+from .run import read_summary, slugify, write_run
+from .significance import block_permutation_pvalues, fdr_bh
+
+__all__ = [
+    "fit_encoding", "EncodingResult", "write_run", "read_summary", "slugify", "story_folds",
+    "Fold", "resolve_backend", "use_backend", "block_permutation_pvalues", "fdr_bh",
+    "DEFAULT_ALPHAS",
+]

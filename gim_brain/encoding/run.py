@@ -1,0 +1,116 @@
+"""A run directory: ``RUN/summary.json``, ``RUN/results/<slug>/`` per feature set, ``RUN/targets.json``.
+
+``summary.json``::
+
+    {"subject": "UTS03", "test_stories": [...],
+     "feature_sets": {SPEC: {"mean_r": .., "top10_mean_r": .., "n_targets": .., "n_significant": ..,
+                             "spaces": [...], "result": "results/<slug>", "fit_s": ..}},
+     "parameters": {...}, "versions": {...}, "timings": {...}, "targets": {...}}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .._cache import atomic_write_bytes
+from .result import EncodingResult, _jsonable
+
+__all__ = ["write_run", "read_summary", "slugify", "TARGET_KINDS"]
+
+#: What ``targets.json`` may describe, and the keys each kind needs.
+TARGET_KINDS = {"volume": ("mask",), "pycortex_db": ("db", "subject"), "components": ("reason",)}
+
+
+def slugify(spec: str) -> str:
+    """A folder name for a feature-set SPEC: ``a+b`` -> ``a_plus_b``, ``a,b`` -> ``a__b``."""
+    slug = spec.strip().replace("+", "_plus_").replace(",", "__")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", slug).strip("-.")
+    if not slug:
+        raise ValueError(f"feature set {spec!r} gives an empty folder name")
+    return slug
+
+
+def _check_targets(targets: Mapping[str, Any]) -> dict:
+    kind = targets.get("kind") if isinstance(targets, Mapping) else None
+    if kind not in TARGET_KINDS:
+        raise ValueError(f"targets must be a dict with 'kind' in {sorted(TARGET_KINDS)}, got "
+                         f"{targets!r}")
+    missing = [k for k in TARGET_KINDS[kind] if k not in targets]
+    if missing:
+        raise ValueError(f"targets of kind {kind!r} need keys {missing}")
+    return dict(targets)
+
+
+def write_run(run_dir: str | Path, results: Mapping[str, EncodingResult], *, subject: str,
+              test_stories, targets: Mapping[str, Any], parameters: Mapping[str, Any]) -> Path:
+    """Save each result under ``run_dir/results/<slug>/`` and write targets.json and summary.json.
+
+    Parameters
+    ----------
+    run_dir : path
+    results : dict SPEC -> EncodingResult
+    subject : str
+    test_stories : list of str
+    targets : dict
+        ``{"kind": "volume", "mask": ...}``, ``{"kind": "pycortex_db", "db": ..., "subject": ...}``
+        or ``{"kind": "components", "reason": ...}``.
+    parameters : dict
+        Run parameters (manifest, data root, backend, ...) recorded in the summary.
+
+    Returns
+    -------
+    Path of ``summary.json`` (written last, atomically).
+    """
+    run_dir = Path(run_dir)
+    targets = _check_targets(targets)
+    if not results:
+        raise ValueError("write_run needs at least one EncodingResult")
+    slugs: dict[str, str] = {}
+    for spec in results:
+        slug = slugify(spec)
+        if slug in slugs.values():
+            raise ValueError(f"feature sets {spec!r} and "
+                             f"{[k for k, v in slugs.items() if v == slug][0]!r} map to the "
+                             f"same folder {slug!r}")
+        slugs[spec] = slug
+    feature_sets, timings, versions = {}, {}, {}
+    for spec, result in results.items():
+        result.save(run_dir / "results" / slugs[spec])
+        entry = result.summary()
+        entry["result"] = f"results/{slugs[spec]}"
+        entry["alpha_median"] = float(np.median(result.alphas))
+        prov = result.provenance or {}
+        entry["backend"] = prov.get("backend_used")
+        entry["solver"] = prov.get("solver_used")
+        feature_sets[spec] = entry
+        timings[spec] = prov.get("timings", {})
+        versions = versions or prov.get("versions", {})
+    atomic_write_bytes(run_dir / "targets.json",
+                       json.dumps(_jsonable(targets), indent=2).encode())
+    summary = {
+        "subject": subject,
+        "test_stories": list(test_stories),
+        "feature_sets": feature_sets,
+        "parameters": dict(parameters),
+        "targets": targets,
+        "versions": versions,
+        "timings": timings,
+        "created_unix": time.time(),
+    }
+    path = run_dir / "summary.json"
+    atomic_write_bytes(path, json.dumps(_jsonable(summary), indent=2, allow_nan=False).encode())
+    return path
+
+
+def read_summary(run_dir: str | Path) -> dict:
+    """``run_dir/summary.json`` as a dict (FileNotFoundError naming the path when absent)."""
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: {run_dir} is not a finished run directory")
+    return json.loads(path.read_text())
