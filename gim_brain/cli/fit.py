@@ -1,0 +1,131 @@
+"""``gim-brain fit``: dataset -> feature SPECs -> encoding models -> a run directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from .features import add_common_arguments, open_dataset, parse_delays, parse_kv
+from .main import UsageError
+
+EPILOG = """example:
+  gim-brain fit --manifest lebel2023_pca --data-root ../shared/data/lebel2023 --subject UTS03 \\
+      --features wordrate --features 'embedding+ar-control' --features 'llm,gim-induction' \\
+      --out runs/uts03
+
+SPEC: a space, 'a+b' (concatenated, plain ridge) or 'a,b' (bands, banded ridge); see
+`gim-brain features --list`. Test stories are the manifest's (those with words and responses);
+every other story with words and responses trains. Writes RUN/summary.json (mean r, top-10% mean r,
+significant targets per SPEC), RUN/targets.json and RUN/results/<slug>/. The summary is rewritten
+after each SPEC, and --resume reuses SPECs already fitted with the same parameters.
+"""
+
+
+def _targets(ds, subject: str) -> dict:
+    db = ds.root / "derivative" / "pycortex-db"
+    if (db / subject).is_dir():
+        return {"kind": "pycortex_db", "db": str(db), "subject": subject}
+    mask = ds.manifest["responses"].get("mask")
+    if mask:
+        return {"kind": "volume", "mask": str(ds._mask_path(subject)), "subject": subject}
+    return {"kind": "components", "reason": "response PCs", "subject": subject}
+
+
+def _spec_params(spec: str, params: dict) -> dict:
+    from ..features import get_space, parse_spec
+
+    names = set()
+    for band in parse_spec(spec):
+        for ref in band:
+            names.update(get_space(ref.name).param_names())
+    return {k: v for k, v in params.items() if k in names}
+
+
+def run(args) -> int:
+    from ..encoding import EncodingResult, fit_encoding, write_run
+    from ..features import SpaceContext, build_design, get_space, parse_spec
+    from ..features.registry import FeatureParameterError, UnknownFeatureSpaceError
+
+    if not args.subject or not args.features or not args.out:
+        raise UsageError("--subject, --features and --out are required")
+    ds = open_dataset(args)
+    if args.subject not in ds.subjects():
+        raise UsageError(f"unknown subject {args.subject!r}; dataset {ds.name!r} has: "
+                         f"{', '.join(ds.subjects())}")
+    stories = ds.stories_with_responses(args.subject, require_words=True)
+    test = [s for s in ds.test_stories if s in set(stories)]
+    dropped = [s for s in ds.test_stories if s not in set(stories)]
+    if not test:
+        raise UsageError(f"none of the test stories {ds.test_stories} has both words and responses "
+                         f"of {args.subject}")
+    params = parse_kv(args.param)
+    delays = parse_delays(args.delays)
+    try:  # check every SPEC and parameter before any expensive work
+        for spec in args.features:
+            [get_space(r.name) for band in parse_spec(spec) for r in band]
+        for key in params:
+            if not any(key in _spec_params(spec, {key: 1}) for spec in args.features):
+                raise FeatureParameterError(f"no feature space of {args.features} has a parameter {key!r}")
+    except (UnknownFeatureSpaceError, FeatureParameterError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+    out = Path(args.out)
+    parameters = {"manifest": str(args.manifest), "data_root": str(args.data_root),
+                  "backend": args.backend, "delays": list(delays), "params": params,
+                  "model": args.model, "n_folds": args.n_folds,
+                  "n_permutations": args.n_permutations, "train_stories": len(stories) - len(test),
+                  "test_stories_without_data": dropped}
+    previous = {}
+    if args.resume and (out / "summary.json").is_file():
+        old = json.loads((out / "summary.json").read_text())
+        if old.get("parameters") == json.loads(json.dumps(parameters)):
+            previous = old.get("feature_sets", {})
+    ctx = SpaceContext(ds, subject=args.subject, progress=not args.no_progress,
+                       lm_model=args.model, device=args.device)
+    Y = {s: ds.load_responses(args.subject, s) for s in stories}
+    results = {}
+    for spec in args.features:
+        if spec in previous:
+            results[spec] = EncodingResult.load(out / previous[spec]["result"])
+            print(f"{spec}: reused from {out / previous[spec]['result']}")
+            continue
+        t0 = time.time()
+        design = build_design(ctx, spec, stories, params=_spec_params(spec, params), delays=delays)
+        banded = len(design.bands) > 1
+        if banded:
+            X = {s: [x[:, design.band_slices[b]] for b in design.bands] for s, x in design.X.items()}
+        else:
+            X = design.X
+        result = fit_encoding(X, Y, test, backend=args.backend, feature_set=spec,
+                              band_names=design.bands if banded else None, n_folds=args.n_folds,
+                              n_permutations=args.n_permutations, progress=not args.no_progress)
+        result.provenance = dict(result.provenance or {}, features=design.describe())
+        results[spec] = result
+        write_run(out, results, subject=args.subject, test_stories=test,
+                  targets=_targets(ds, args.subject), parameters=parameters)
+        print(f"{spec}: mean r {result.mean_r:.4f}, top-10% {result.top10_mean_r:.4f} "
+              f"({design.n_features} features, {time.time() - t0:.0f} s)")
+    write_run(out, results, subject=args.subject, test_stories=test,
+              targets=_targets(ds, args.subject), parameters=parameters)
+    print(f"wrote {out / 'summary.json'}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("fit", help="fit encoding models for feature SPECs",
+                              description=__doc__, epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(p)
+    p.add_argument("--subject", help="subject whose responses are modelled")
+    p.add_argument("--features", action="append", metavar="SPEC",
+                   help="feature SPEC (repeatable): a space, 'a+b' or 'a,b'")
+    p.add_argument("--backend", default="auto", help="himalaya backend: auto, numpy, torch, torch_cuda")
+    p.add_argument("--n-folds", type=int, default=5, help="story-grouped CV folds (default 5)")
+    p.add_argument("--n-permutations", type=int, default=1000,
+                   help="block permutations for p-values (0: none)")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse SPECs already in OUT/summary.json fitted with the same parameters")
+    p.add_argument("--out", help="run directory")
+    p.set_defaults(func=run)
