@@ -18,6 +18,7 @@ COMMANDS: tuple[str, ...] = (
     "features",
     "fit",
     "map",
+    "compare",
 )
 
 

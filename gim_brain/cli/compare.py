@@ -1,0 +1,243 @@
+"""``gim-brain compare RUN_A RUN_B``: per-target differences between two fits, with significance.
+
+Each side is a run directory, optionally with ``:SPEC`` to pick one of its feature sets
+(``runs/x:llm``); the same run may appear on both sides with two feature sets. Without ``:SPEC``
+the feature sets the two runs have in common are compared (or the only one of each).
+
+Significance across targets: a sign-flip permutation test of the mean per-target difference and
+a Wilcoxon signed-rank test. Both treat targets as exchangeable units; neighbouring voxels are
+correlated, so read the p-values as optimistic for voxels (they are apt for response components).
+Where both fits saved block-permutation p-values, the numbers of FDR-significant targets of each
+side are shown too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .main import UsageError
+
+__all__ = ["register", "paired_difference_test", "compare_scores", "plot_comparison", "run"]
+
+EPILOG = """examples:
+  gim-brain compare runs/llm runs/gim                      # feature sets the two runs share
+  gim-brain compare runs/demo:llm runs/demo:wordrate --out cmp/   # two feature sets of one run
+  gim-brain compare runs/a runs/b --metric r2 --json cmp.json
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "compare", help="per-target differences between two runs / feature sets, with significance",
+        description="Compare held-out scores target by target (voxel or response component): "
+                    "mean difference, fraction of targets improved, sign-flip permutation and "
+                    "Wilcoxon tests across targets; with --out, a scatter/histogram figure and, "
+                    "for volume targets, a glass-brain map of the difference.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_a", metavar="RUN_A[:SPEC]", help="first run directory (optionally :SPEC)")
+    parser.add_argument("run_b", metavar="RUN_B[:SPEC]", help="second run directory (optionally :SPEC)")
+    parser.add_argument("--metric", choices=("r", "r2"), default="r", help="score to compare (default r)")
+    parser.add_argument("--n-permutations", type=int, default=10000,
+                        help="sign flips for the permutation test (default 10000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sign flips")
+    parser.add_argument("--out", metavar="DIR", help="write figures (PNG) into DIR")
+    parser.add_argument("--json", metavar="FILE", help="write the statistics as JSON")
+    parser.set_defaults(func=run)
+
+
+def paired_difference_test(diff: np.ndarray, n_permutations: int = 10000, seed: int = 0) -> dict:
+    """Tests that the mean of per-target differences is zero.
+
+    Parameters
+    ----------
+    diff : (n_targets,) float
+        Per-target differences (NaN entries are dropped).
+    n_permutations : int
+        Random sign flips (two-sided; p = (1 + #|mean*| >= |mean|) / (1 + n)).
+    seed : int
+
+    Returns
+    -------
+    dict with ``n``, ``mean``, ``median``, ``frac_positive``, ``p_permutation``, ``p_wilcoxon``.
+    """
+    from scipy.stats import wilcoxon
+
+    d = np.asarray(diff, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        raise ValueError(f"need at least 2 finite per-target differences, got {d.size}")
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
+    rng = np.random.default_rng(seed)
+    observed = abs(d.mean())
+    count = 0
+    for start in range(0, n_permutations, 1000):
+        k = min(1000, n_permutations - start)
+        signs = rng.choice(np.array([-1.0, 1.0]), size=(k, d.size))
+        count += int(np.sum(np.abs(signs @ d) / d.size >= observed - 1e-15))
+    nonzero = d[d != 0]
+    p_w = float(wilcoxon(nonzero).pvalue) if nonzero.size >= 2 else 1.0
+    return {"n": int(d.size), "mean": float(d.mean()), "median": float(np.median(d)),
+            "frac_positive": float(np.mean(d > 0)),
+            "p_permutation": (1 + count) / (1 + n_permutations), "p_wilcoxon": p_w,
+            "n_permutations": int(n_permutations)}
+
+
+def compare_scores(res_a, res_b, metric: str = "r", n_permutations: int = 10000,
+                   seed: int = 0) -> dict:
+    """Statistics of ``res_a.scores[metric] - res_b.scores[metric]`` (EncodingResults).
+
+    Raises
+    ------
+    ValueError
+        If the two results have different numbers of targets or lack ``metric``.
+    """
+    for res in (res_a, res_b):
+        if metric not in res.scores:
+            raise ValueError(f"result {res.feature_set!r} has no {metric!r} scores "
+                             f"(has {sorted(res.scores)})")
+    a = np.asarray(res_a.scores[metric], dtype=np.float64)
+    b = np.asarray(res_b.scores[metric], dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"{res_a.feature_set!r} has {a.size} targets but {res_b.feature_set!r} "
+                         f"has {b.size}: only fits of the same targets can be compared")
+    out = paired_difference_test(a - b, n_permutations, seed)
+    out.update(metric=metric, mean_a=float(np.nanmean(a)), mean_b=float(np.nanmean(b)))
+    for side, res in (("a", res_a), ("b", res_b)):
+        out[f"n_significant_{side}"] = res.n_significant()
+    order = np.argsort(a - b)
+    out["most_improved_targets"] = [int(i) for i in order[::-1][:5]]
+    out["most_worsened_targets"] = [int(i) for i in order[:5]]
+    return out
+
+
+def plot_comparison(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str, metric: str = "r"):
+    """Scatter of per-target scores (A vs B, with the diagonal) and histogram of A - B.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
+    ax1.scatter(b, a, s=6, alpha=0.5, lw=0)
+    lo = float(np.nanmin([a.min(), b.min()]))
+    hi = float(np.nanmax([a.max(), b.max()]))
+    ax1.plot([lo, hi], [lo, hi], color="k", lw=0.8)
+    ax1.set_xlabel(f"{metric}: {name_b}")
+    ax1.set_ylabel(f"{metric}: {name_a}")
+    ax1.set_title(f"per-target {metric} ({a.size} targets)")
+    d = a - b
+    ax2.hist(d[np.isfinite(d)], bins=50, color="tab:purple")
+    ax2.axvline(0, color="k", lw=0.8)
+    ax2.axvline(np.nanmean(d), color="tab:red", lw=1.2, label=f"mean {np.nanmean(d):+.4f}")
+    ax2.set_xlabel(f"{metric}: {name_a} − {name_b}")
+    ax2.set_ylabel("targets")
+    ax2.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _split(arg: str) -> tuple[Path, str | None]:
+    path = Path(arg)
+    if path.is_dir() or ":" not in arg:
+        return path, None
+    head, spec = arg.rsplit(":", 1)
+    return Path(head), spec
+
+
+def _pairs(results_a: dict, spec_a: str | None, results_b: dict, spec_b: str | None,
+           run_a: Path, run_b: Path) -> list[tuple[str, str]]:
+    for spec, results, run in ((spec_a, results_a, run_a), (spec_b, results_b, run_b)):
+        if spec is not None and spec not in results:
+            raise UsageError(f"run {run} has no feature set {spec!r}; it has: {', '.join(results)}")
+    if spec_a is not None or spec_b is not None:
+        sa = spec_a if spec_a is not None else (spec_b if spec_b in results_a else None)
+        sb = spec_b if spec_b is not None else (spec_a if spec_a in results_b else None)
+        if sa is None or sb is None:
+            raise UsageError("give :SPEC on both sides (the other run has no feature set of that name)")
+        return [(sa, sb)]
+    common = [s for s in results_a if s in results_b]
+    if common:
+        return [(s, s) for s in common]
+    if len(results_a) == 1 and len(results_b) == 1:
+        return [(next(iter(results_a)), next(iter(results_b)))]
+    raise UsageError(f"the runs share no feature set ({run_a}: {', '.join(results_a)}; {run_b}: "
+                     f"{', '.join(results_b)}); pick one on each side as RUN:SPEC")
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:80]
+
+
+def run(args) -> int:
+    from ..report import RunDirError, load_results, read_targets
+
+    run_a, spec_a = _split(args.run_a)
+    run_b, spec_b = _split(args.run_b)
+    try:
+        results_a = load_results(run_a)
+        results_b = results_a if run_b.resolve() == run_a.resolve() else load_results(run_b)
+    except (RunDirError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.n_permutations < 1:
+        raise UsageError(f"--n-permutations must be >= 1, got {args.n_permutations}")
+    out_dir = Path(args.out) if args.out else None
+    report = {"run_a": str(run_a), "run_b": str(run_b), "comparisons": []}
+    for sa, sb in _pairs(results_a, spec_a, results_b, spec_b, run_a, run_b):
+        ra, rb = results_a[sa], results_b[sb]
+        try:
+            stats = compare_scores(ra, rb, args.metric, args.n_permutations, args.seed)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        name_a, name_b = f"{run_a.name}:{sa}", f"{run_b.name}:{sb}"
+        stats.update(a=name_a, b=name_b)
+        print(f"{name_a}  vs  {name_b}  ({stats['n']} targets, metric {args.metric})")
+        print(f"  mean {args.metric}: {stats['mean_a']:.4f} vs {stats['mean_b']:.4f}; "
+              f"difference mean {stats['mean']:+.4f}, median {stats['median']:+.4f}; "
+              f"A better on {100 * stats['frac_positive']:.1f}% of targets")
+        print(f"  sign-flip permutation p = {stats['p_permutation']:.2g} "
+              f"({stats['n_permutations']} flips); Wilcoxon signed-rank p = {stats['p_wilcoxon']:.2g}")
+        if stats["n_significant_a"] is not None or stats["n_significant_b"] is not None:
+            print(f"  FDR-significant targets: {stats['n_significant_a']} vs {stats['n_significant_b']}")
+        if out_dir is not None:
+            import matplotlib.pyplot as plt
+
+            out_dir.mkdir(parents=True, exist_ok=True)
+            fig = plot_comparison(ra.scores[args.metric], rb.scores[args.metric], name_a, name_b,
+                                  args.metric)
+            png = out_dir / f"compare_{_slug(sa)}_vs_{_slug(sb)}.png"
+            fig.savefig(png, dpi=100)
+            plt.close(fig)
+            stats["figure"] = str(png)
+            print(f"  wrote {png}")
+            targets_a, targets_b = read_targets(run_a), read_targets(run_b)
+            if targets_a and targets_a == targets_b and targets_a.get("kind") == "volume":
+                from ..maps import plot_glass, values_to_img
+                from ..report import _resolve_mask
+
+                mask = _resolve_mask(run_a, targets_a)
+                if mask is not None:
+                    diff = np.nan_to_num(np.asarray(ra.scores[args.metric], np.float32)
+                                         - np.asarray(rb.scores[args.metric], np.float32))
+                    img = values_to_img(diff, mask, order=targets_a.get("order", "nifti"))
+                    fig = plot_glass(img, kind="diff", title=f"{args.metric}: {name_a} − {name_b}")
+                    mpng = out_dir / f"diffmap_{_slug(sa)}_vs_{_slug(sb)}.png"
+                    fig.savefig(mpng, dpi=90)
+                    plt.close(fig)
+                    stats["map"] = str(mpng)
+                    print(f"  wrote {mpng}")
+        report["comparisons"].append(stats)
+    if args.json:
+        from .._cache import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.json), json.dumps(report, indent=1).encode())
+        print(f"wrote {args.json}")
+    return 0
