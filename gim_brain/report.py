@@ -1,0 +1,208 @@
+"""A short, self-contained ``report.html`` for a run directory.
+
+The report shows what a run did and found: the comparison table of its feature sets (from
+``summary.json``), glass-brain maps of each feature set's held-out r and of each band's unique
+variance when the targets are voxels of a volume (``targets.json`` of kind ``volume``), any PNG
+already in ``RUN/maps/``, and the run's parameters, versions and timings. Images are inlined
+(base64), so the file can be mailed or opened offline.
+
+A run directory (written by ``gim-brain fit`` / ``gim-brain demo``)::
+
+    RUN/summary.json             parameters, versions, timings, per-feature-set scores
+    RUN/results/<slug>/          one saved EncodingResult per feature set
+    RUN/targets.json             what the targets are (volume mask, pycortex db, components)
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["RunDirError", "read_summary", "read_targets", "load_results", "make_volume_maps",
+           "write_report"]
+
+
+class RunDirError(FileNotFoundError):
+    """A folder is not a run directory (or lacks the file asked for); names the path."""
+
+
+def read_summary(run: str | Path) -> dict:
+    """``RUN/summary.json`` as a dict."""
+    path = Path(run) / "summary.json"
+    if not path.is_file():
+        raise RunDirError(f"{path} not found: {run} is not a run directory (write one with "
+                          "`gim-brain fit ... --out RUN` or `gim-brain demo --out RUN`)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+
+
+def read_targets(run: str | Path) -> dict | None:
+    """``RUN/targets.json`` (None when absent)."""
+    path = Path(run) / "targets.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def load_results(run: str | Path) -> dict[str, Any]:
+    """Every saved EncodingResult of a run, by feature set SPEC (in folder order).
+
+    Returns
+    -------
+    dict SPEC -> gim_brain.encoding.EncodingResult
+    """
+    from .encoding.result import EncodingResult
+
+    folder = Path(run) / "results"
+    if not folder.is_dir():
+        raise RunDirError(f"{folder} not found: {run} has no saved results")
+    out = {}
+    for sub in sorted(p for p in folder.iterdir() if (p / "result.json").is_file()):
+        res = EncodingResult.load(sub)
+        out[res.feature_set] = res
+    if not out:
+        raise RunDirError(f"{folder} holds no saved EncodingResult (no */result.json)")
+    return out
+
+
+def _resolve_mask(run: Path, targets: dict) -> Path | None:
+    mask = targets.get("mask")
+    if not mask:
+        return None
+    p = Path(mask)
+    if not p.is_absolute():
+        p = run / p
+    return p if p.is_file() else None
+
+
+def _fig_png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def make_volume_maps(run: str | Path, results: dict[str, Any] | None = None,
+                     out_dir: str | Path | None = None) -> dict[str, Path]:
+    """Glass-brain PNGs of r (each feature set) and unique variance (each band of banded fits).
+
+    Only for runs whose ``targets.json`` is ``{"kind": "volume", "mask": ...}``; otherwise an
+    empty dict. PNGs go to ``out_dir`` (default ``RUN/maps``).
+
+    Returns
+    -------
+    dict title -> PNG path
+    """
+    from .maps import plot_glass, values_to_img
+
+    run = Path(run)
+    targets = read_targets(run)
+    if not targets or targets.get("kind") != "volume":
+        return {}
+    mask = _resolve_mask(run, targets)
+    if mask is None:
+        return {}
+    order = targets.get("order", "nifti")
+    results = load_results(run) if results is None else results
+    out_dir = Path(out_dir) if out_dir is not None else run / "maps"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    subject = targets.get("subject", "")
+    made: dict[str, Path] = {}
+    for i, (spec, res) in enumerate(results.items()):
+        jobs = [(f"held-out r: {spec}", "r", np.asarray(res.scores["r"]), f"r_{i}")]
+        for j, (space, uv) in enumerate(res.unique_variance.items()):
+            jobs.append((f"unique variance of {space} in {spec}", "unique", np.asarray(uv),
+                         f"unique_{i}_{j}"))
+        for title, kind, values, stem in jobs:
+            full = f"{title} ({subject})" if subject else title
+            img = values_to_img(np.nan_to_num(values.astype(np.float32)), mask, order=order)
+            path = out_dir / f"{stem}.png"
+            path.write_bytes(_fig_png(plot_glass(img, kind=kind, title=full)))
+            made[full] = path
+    return made
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    if v is None:
+        return "–"
+    return html.escape(str(v))
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in columns) + "</tr>"
+                   for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;
+text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}img{max-width:100%}
+pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:85%}"""
+
+
+def write_report(run: str | Path, maps: bool = True, extra_images: dict[str, Path] | None = None
+                 ) -> Path:
+    """Write ``RUN/report.html`` and return its path.
+
+    Parameters
+    ----------
+    run : path
+        A run directory (must have ``summary.json``).
+    maps : bool
+        Draw glass-brain maps (volume targets only) with :func:`make_volume_maps`.
+    extra_images : dict title -> PNG path, optional
+        More figures to include (e.g. the demo's planted-vs-recovered map).
+    """
+    run = Path(run)
+    summary = read_summary(run)
+    parts = [f"<h1>gim-brain run: {html.escape(run.name)}</h1>"]
+    sets = summary.get("feature_sets", {})
+    if sets:
+        rows = [{"feature set": spec, **vals} for spec, vals in sets.items()]
+        columns = ["feature set", "mean_r", "top10_mean_r", "n_targets", "n_significant"]
+        parts.append("<h2>Feature sets (held-out test stories)</h2>" + _table(rows, columns))
+    for key in ("subject", "test_stories", "planted_recovery"):
+        if key in summary:
+            parts.append(f"<p><b>{key}</b>: {_fmt(summary[key])}</p>")
+    if "planted" in summary:
+        prs = [{"space": s, **v} for s, v in summary["planted"].get("per_space", {}).items()]
+        if prs:
+            parts.append("<h2>Planted structure recovered</h2>"
+                         + _table(prs, ["space", "n_voxels", "recovered", "fraction"]))
+    images: dict[str, Path] = dict(extra_images or {})
+    if maps and (run / "results").is_dir():
+        try:
+            images.update(make_volume_maps(run))
+        except (ImportError, OSError, ValueError) as exc:
+            parts.append(f"<p>Maps could not be drawn: {html.escape(str(exc))}</p>")
+    for png in sorted((run / "maps").glob("*.png")) if (run / "maps").is_dir() else []:
+        if png not in images.values():
+            images[png.stem] = png
+    if images:
+        parts.append("<h2>Maps</h2>")
+        for title, path in images.items():
+            data = base64.b64encode(Path(path).read_bytes()).decode()
+            parts.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' "
+                         f"src='data:image/png;base64,{data}'>")
+    details = {k: v for k, v in summary.items() if k not in ("feature_sets",)}
+    parts.append("<h2>Parameters, versions, timings</h2><pre>"
+                 + html.escape(json.dumps(details, indent=1, default=str)) + "</pre>")
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>gim-brain report: "
+            f"{html.escape(run.name)}</title><style>{_CSS}</style></head><body>"
+            + "\n".join(parts) + "</body></html>")
+    from ._cache import atomic_write_bytes
+
+    return atomic_write_bytes(run / "report.html", page.encode("utf-8"))
