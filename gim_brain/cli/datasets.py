@@ -132,9 +132,18 @@ def _check(args) -> int:
     print(f"dataset {result.dataset} at {result.data_root}")
     print(f"  stories: {summary['stories']} in total, {summary['with_words']} with words "
           f"({summary['words']} words after cleaning), test: {', '.join(summary['test_stories']) or '-'}")
-    for subject, counts in summary["subjects"].items():
-        print(f"  {subject}: {counts['with_responses']} stories with responses, "
-              f"{counts['with_words_and_responses']} with words too, {counts['usable']} usable")
+    per_subject = summary["subjects"]
+    if len(per_subject) <= 4:
+        for subject, counts in per_subject.items():
+            print(f"  {subject}: {counts['with_responses']} stories with responses, "
+                  f"{counts['with_words_and_responses']} with words too, {counts['usable']} usable")
+    else:
+        good = [s for s, c in per_subject.items() if c["usable"]]
+        bad = [s for s, c in per_subject.items() if not c["usable"]]
+        usable = sorted({c["usable"] for c in per_subject.values() if c["usable"]})
+        print(f"  {len(per_subject)} subjects: {len(good)} with usable stories "
+              f"({'-'.join(map(str, usable[::max(1, len(usable) - 1)])) or 0} each)"
+              + (f"; none usable: {', '.join(bad)}" if bad else ""))
     errors = result.errors
     warnings = [p for p in result.problems if p.severity != "error"]
     if warnings:

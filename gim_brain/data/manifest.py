@@ -248,4 +248,4 @@ def match_template(root: str | Path, template: str, **fixed: str) -> list[dict[s
         m = compiled.match(rel)
         if m:
             found.append(m.groupdict())
-    return sorted(found, key=lambda d: tuple(sorted(d.items())))
+    return sorted(found, key=lambda d: tuple(d.values()))  # placeholders in template order
