@@ -10,17 +10,22 @@ with their parameters, the encoding options and the output folder::
     subjects = ["UTS03"]
 
     [features]
-    sets = ["wordrate", "llm", "wordrate,llm"]  # SPEC as for --features: a, a+b (concatenated), a,b (banded)
+    # SPEC as for --features: a, a+b (concatenated), a,b (banded); a[k=v] sets one space's parameter
+    sets = ["wordrate", "llm[layer=15]", "wordrate,llm[layer=15]"]
+    delays = [1, 2, 3, 4]                 # FIR delays in TRs (--delays)
+    model = "gpt2"                        # LM of LM-based spaces (--model); default: offline SmolLM2
 
-    [features.params.llm]                 # parameters of one feature space (as --param SPACE.KEY=VALUE)
-    layer = 15
+    [features.params]                     # --param K=V: every space that has K takes it
     context = 32
 
     [encoding]
-    backend = "auto"
+    backend = "auto"                      # --backend
+    n_folds = 5                           # --n-folds
+    n_permutations = 1000                 # --n-permutations
 
     [outputs]
-    out = "runs/uts03"                    # relative to this file
+    out = "runs/uts03"                    # --out, relative to this file
+    resume = true                         # --resume
 
 Everything is validated when loaded: an unknown key or section, a value of the wrong type, a
 missing required key or a data root that does not exist raises :class:`RunConfigError` naming the
@@ -77,37 +82,35 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "features": {
         "sets": ((list,), _REQUIRED),
         "params": ((dict,), {}),
+        "delays": ((list, str), None),
+        "model": ((str,), None),
+        "device": ((str,), None),
     },
     "encoding": {
-        "backend": ((str,), "auto"),
+        "backend": ((str,), None),
         "n_folds": ((int,), None),
-        "alphas": ((list,), None),
-        "delays": ((list,), None),
         "n_permutations": ((int,), None),
-        "seed": ((int,), None),
     },
     "outputs": {
         "out": ((str,), _REQUIRED),
-        "save_predictions": ((bool,), None),
-        "save_weights": ((bool,), None),
+        "resume": ((bool,), None),
+        "progress": ((bool,), None),
     },
 }
 
-#: ``[encoding]``/``[outputs]`` key -> ``gim-brain fit`` flag. A key whose value is None (unset)
-#: adds no flag, so the fit command's own default applies.
+#: Config key -> ``gim-brain fit`` flag. A key left unset (None) adds no flag, so the fit
+#: command's own default applies. Booleans: ``resume = true`` -> ``--resume``,
+#: ``progress = false`` -> ``--no-progress``.
 ENCODING_FLAGS: dict[str, str] = {
+    "delays": "--delays",
+    "model": "--model",
+    "device": "--device",
     "backend": "--backend",
     "n_folds": "--n-folds",
-    "alphas": "--alphas",
-    "delays": "--delays",
     "n_permutations": "--n-permutations",
-    "seed": "--seed",
-    "save_predictions": "--save-predictions",
-    "save_weights": "--save-weights",
+    "resume": "--resume",
+    "progress": "--no-progress",
 }
-
-_SPACE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-
 
 @dataclass
 class RunConfig:
@@ -124,10 +127,11 @@ class RunConfig:
     subjects : list of str
     feature_sets : list of str
         SPEC strings (``a``, ``a+b``, ``a,b``).
-    params : dict space -> dict key -> value
-        Parameters of individual feature spaces.
+    params : dict key -> value
+        Feature-space parameters (``--param key=value``: every space that has ``key`` takes it).
     encoding : dict
-        Encoding options (see :data:`SCHEMA`); None means the fit command's default.
+        Feature pipeline and encoding options (``delays``, ``model``, ``device``, ``backend``,
+        ``n_folds``, ``n_permutations``); None means the fit command's default.
     out : Path
         Output run folder.
     outputs : dict
@@ -139,7 +143,7 @@ class RunConfig:
     data_root: Path
     subjects: list[str]
     feature_sets: list[str]
-    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
     encoding: dict[str, Any] = field(default_factory=dict)
     out: Path = Path("run")
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -260,29 +264,27 @@ def parse_run_config(data: dict, path: str | os.PathLike | None = None,
     if not sets or not all(isinstance(s, str) and s.strip() for s in sets):
         raise RunConfigError(f"{_where(path)}: features.sets must be a non-empty list of feature "
                              f"set SPEC strings such as \"llm\" or \"wordrate,llm\", got {sets!r}")
-    params: dict[str, dict[str, Any]] = {}
-    for space, table in feats["params"].items():
-        if not isinstance(table, dict):
-            raise RunConfigError(f"{_where(path)}: features.params.{space} must be a table of "
-                                 f"parameters ([features.params.{space}]), got {table!r}")
-        if not _SPACE_NAME.match(space):
-            raise RunConfigError(f"{_where(path)}: features.params.{space}: not a feature space name")
-        used = {p for s in sets for p in re.split(r"[+,]", s)}
-        if space not in used:
-            raise RunConfigError(f"{_where(path)}: [features.params.{space}] sets parameters of "
-                                 f"space {space!r}, which no entry of features.sets uses "
-                                 f"({', '.join(sorted(used))}); remove it or add the space")
-        for key, value in table.items():
-            if isinstance(value, dict):
-                raise RunConfigError(f"{_where(path)}: features.params.{space}.{key} must be a "
-                                     f"number, string, boolean or list, got a table")
-        params[space] = dict(table)
+    params: dict[str, Any] = {}
+    for key, value in feats["params"].items():
+        if isinstance(value, (dict, list)):
+            raise RunConfigError(
+                f"{_where(path)}: features.params.{key} must be a number, string or boolean "
+                f"(parameters apply to every space that has them, like --param {key}=VALUE); "
+                f"for one space only, write it in the SPEC: \"llm[{key}=...]\"")
+        params[key] = value
+    delays = feats["delays"]
+    if isinstance(delays, list) and not all(isinstance(d, int) and not isinstance(d, bool)
+                                            for d in delays):
+        raise RunConfigError(f"{_where(path)}: features.delays must be a list of whole TRs such as "
+                             f"[1, 2, 3, 4] (or \"none\"), got {delays!r}")
+    encoding = {k: feats[k] for k in ("delays", "model", "device")}
+    encoding.update(cfg["encoding"])
 
     outputs = dict(cfg["outputs"])
     out = _resolve(_expand(outputs.pop("out"), "outputs.out", path), base)
     return RunConfig(path=path, manifest=manifest, data_root=data_root, subjects=list(subjects),
                      feature_sets=[s.strip() for s in sets], params=params,
-                     encoding=dict(cfg["encoding"]), out=out, outputs=outputs,
+                     encoding=encoding, out=out, outputs=outputs,
                      name=cfg[""]["name"], description=cfg[""]["description"])
 
 
@@ -328,7 +330,7 @@ def fit_argv(config: RunConfig, subject: str | None = None) -> list[str]:
     -------
     list of str
         E.g. ``["--manifest", "lebel2023_pca", "--data-root", "/data", "--subject", "UTS03",
-        "--features", "llm", "--param", "llm.layer=15", "--backend", "auto", "--out", "runs/x"]``.
+        "--features", "llm", "--param", "layer=15", "--backend", "auto", "--out", "runs/x"]``.
         With several subjects each gets its own run folder ``OUT/<subject>``.
     """
     if subject is None:
@@ -344,14 +346,16 @@ def fit_argv(config: RunConfig, subject: str | None = None) -> list[str]:
             "--subject", subject]
     for spec in config.feature_sets:
         argv += ["--features", spec]
-    for space in sorted(config.params):
-        for key, value in config.params[space].items():
-            argv += ["--param", f"{space}.{key}={_flag_value(value)}"]
+    for key, value in config.params.items():
+        argv += ["--param", f"{key}={_flag_value(value)}"]
     for key, value in list(config.encoding.items()) + list(config.outputs.items()):
         if value is None:
             continue
         flag = ENCODING_FLAGS[key]
-        if isinstance(value, bool):
+        if key == "progress":
+            if not value:
+                argv.append(flag)
+        elif isinstance(value, bool):
             if value:
                 argv.append(flag)
         else:
