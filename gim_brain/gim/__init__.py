@@ -1,1 +1,16 @@
-"""GIM next-token model: token ids in, distributions and explanations out (knows nothing of fMRI)."""
+"""GIM next-token model: token ids in, distributions and explanations out (knows nothing of fMRI).
+
+Main entry point: ``GIM(embedder, reference, tau).predict_document(ids) -> DocumentPrediction``.
+"""
+
+from .distributions import SparseDistributions
+from .exact import ExactMatches, SuffixAutomaton, exact_matches
+from .fuzzy import (LMDistributionEmbedder, LMHiddenEmbedder, PositionEmbedder, embed_document,
+                    fuzzy_distributions, make_embedder)
+from .model import BRANCHES, GIM, DocumentPrediction, Explanation
+from .reference import ReferenceIndex, ReferenceIndexError, build_reference_index
+
+__all__ = ["BRANCHES", "GIM", "DocumentPrediction", "Explanation", "SparseDistributions",
+           "ExactMatches", "SuffixAutomaton", "exact_matches", "PositionEmbedder",
+           "LMHiddenEmbedder", "LMDistributionEmbedder", "make_embedder", "embed_document",
+           "fuzzy_distributions", "ReferenceIndex", "ReferenceIndexError", "build_reference_index"]

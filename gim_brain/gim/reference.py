@@ -228,6 +228,7 @@ class ReferenceIndex:
                 f"reference index {self.folder} has vocab_size {header.get('vocab_size')}, "
                 f"but the model has {vocab_size}")
         self._bytes = memoryview(self.tokens.view(np.uint8))
+        self._memo: dict = {}
 
     # -- properties ---------------------------------------------------------------------
     @property
@@ -270,11 +271,19 @@ class ReferenceIndex:
         return first, lo
 
     def _continuations(self, k: int, rows: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        big = rows[1] - rows[0] > 2048   # frequent short patterns recur: remember their counts
+        if big and (k, rows) in self._memo:
+            return self._memo[(k, rows)]
         starts = np.asarray(self.suffix_array[rows[0]:rows[1]]) + k
         starts = starts[starts < self.n_tokens]
         nxt = np.asarray(self.tokens[starts]).astype(np.int64)
         nxt = nxt[nxt != SEPARATOR]
-        return np.unique(nxt, return_counts=True)
+        out = np.unique(nxt, return_counts=True)
+        if big:
+            if len(self._memo) > 4096:
+                self._memo.clear()
+            self._memo[(k, rows)] = out
+        return out
 
     def _probe(self, context: np.ndarray, k: int):
         """(rows, tokens, counts) of the length-k suffix of ``context``, or None when absent."""

@@ -1,0 +1,249 @@
+"""Fuzzy matching: embed every position from its own W-token window once, weight earlier positions.
+
+For a query position ``t`` and every earlier position ``j < t`` (which has the following token
+``ids[j+1]``), the weight is ``w_j = exp(-(1 - sim(e_j, e_t)) / T)``; each weight goes to
+``ids[j+1]`` and the result is normalised (GIM step 3). Embeddings depend only on a window, so a
+document is embedded once and each query costs one row of a similarity matrix.
+
+Embedders follow the :class:`PositionEmbedder` protocol: ``embed(ids (n,)) -> float32 (n, d)``,
+``similarity(queries (m, d), keys (k, d)) -> (m, k)`` with 1 = identical, plus ``name``,
+``window`` and ``cache_parts()``. Two backends are provided:
+
+``lm-hidden`` (:class:`LMHiddenEmbedder`)
+    L2-normalised hidden state of one LM layer at the last token of the window; similarity is
+    the cosine.
+``lm-distribution`` (:class:`LMDistributionEmbedder`)
+    The LM's next-token distribution over the window; similarity is ``1 - JSD(p, q) / ln 2``
+    with the **Jensen-Shannon divergence** (not the symmetrised KL of the authors' code), so the
+    weight is ``exp(-JSD_bits / T)``. The teacher a distilled model imitates; slower.
+
+A distilled small model is a third backend: any object with the protocol's members (cosine
+similarity of L2-normalised outputs, like ``lm-hidden``) plugs into :class:`~gim_brain.gim.GIM`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .._cache import NpzCache, content_key
+from .distributions import SparseDistributions
+from .exact import check_token_ids
+
+__all__ = ["PositionEmbedder", "LMHiddenEmbedder", "LMDistributionEmbedder", "make_embedder",
+           "embed_document", "FuzzyResult", "fuzzy_distributions", "EMBEDDERS"]
+
+
+@runtime_checkable
+class PositionEmbedder(Protocol):
+    """What GIM needs from a position embedder."""
+
+    name: str
+    window: int
+
+    def embed(self, ids: np.ndarray) -> np.ndarray:
+        """float32 ``(n, d)``: representation of each position from ``ids[max(0,t-W+1):t+1]``."""
+
+    def similarity(self, queries: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """``(m, k)`` similarities, 1 for identical representations."""
+
+    def cache_parts(self) -> dict:
+        """JSON-like description identifying the embedder (weights included) for cache keys."""
+
+
+def _l2_normalise(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
+
+
+def _check_window(window) -> int:
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window must be a positive int (tokens), got {window!r}")
+    return int(window)
+
+
+class LMHiddenEmbedder:
+    """``lm-hidden``: hidden state of ``layer`` at the window's last token, L2-normalised.
+
+    Parameters
+    ----------
+    lm : object with ``window_hidden_states(ids, window, layer, batch_size)``, ``name``,
+        ``vocab_size`` (a :class:`gim_brain.lm.LanguageModel`).
+    layer : int
+        LM layer (0 = input embeddings; the pass stops after this block).
+    window : int
+        W, tokens per window.
+    batch_size : int
+        Windows per forward pass.
+    """
+
+    name = "lm-hidden"
+
+    def __init__(self, lm, layer: int = 4, window: int = 32, batch_size: int = 64):
+        self.lm = lm
+        self.layer = layer
+        self.window = _check_window(window)
+        self.batch_size = batch_size
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.lm.vocab_size)
+
+    def embed(self, ids) -> np.ndarray:
+        ids = check_token_ids(ids, self.vocab_size)
+        return _l2_normalise(self.lm.window_hidden_states(ids, self.window, self.layer,
+                                                          batch_size=self.batch_size))
+
+    def similarity(self, queries: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        return queries @ keys.T
+
+    def cache_parts(self) -> dict:
+        return {"embedder": self.name, "lm": getattr(self.lm, "fingerprint", self.lm.name),
+                "layer": self.layer, "window": self.window}
+
+
+class LMDistributionEmbedder:
+    """``lm-distribution``: the LM's next-token distribution over the window; JSD similarity.
+
+    ``similarity = 1 - JSD(p, q) / ln 2`` (Jensen-Shannon divergence in bits, in [0, 1]).
+
+    Parameters
+    ----------
+    lm : object with ``window_next_token_logprobs(ids, window, batch_size)``, ``name``,
+        ``vocab_size``.
+    window : int
+    top_k : int or None
+        Keep each position's ``top_k`` most probable tokens (renormalised) to bound memory and
+        time; ``None`` keeps the full vocabulary. Representations are columns of the union of
+        kept tokens of the document, so ``d`` varies per document.
+    batch_size : int
+    """
+
+    name = "lm-distribution"
+
+    def __init__(self, lm, window: int = 32, top_k: int | None = 64, batch_size: int = 64):
+        self.lm = lm
+        self.window = _check_window(window)
+        self.top_k = top_k
+        self.batch_size = batch_size
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.lm.vocab_size)
+
+    def embed(self, ids) -> np.ndarray:
+        ids = check_token_ids(ids, self.vocab_size)
+        logp = self.lm.window_next_token_logprobs(ids, self.window, batch_size=self.batch_size)
+        p = np.exp(logp.astype(np.float64))
+        if self.top_k is not None and self.top_k < p.shape[1]:
+            keep = np.argpartition(-p, self.top_k - 1, axis=1)[:, :self.top_k]
+            cols = np.unique(keep)
+            mask = np.zeros_like(p, dtype=bool)
+            np.put_along_axis(mask, keep, True, axis=1)
+            p = np.where(mask, p, 0.0)[:, cols]
+        p /= p.sum(axis=1, keepdims=True)
+        return p.astype(np.float32)
+
+    def similarity(self, queries: np.ndarray, keys: np.ndarray, block: int = 64) -> np.ndarray:
+        q = queries.astype(np.float64)
+        k = keys.astype(np.float64)
+        xlogx = lambda x: x * np.log(np.where(x > 0, x, 1.0))
+        hq, hk = xlogx(q).sum(1), xlogx(k).sum(1)
+        out = np.empty((len(q), len(k)))
+        for a in range(0, len(q), block):
+            m = 0.5 * (q[a:a + block, None, :] + k[None, :, :])
+            # JSD = sum p log p /2 + sum q log q /2 - sum m log m
+            out[a:a + block] = 0.5 * (hq[a:a + block, None] + hk[None, :]) - xlogx(m).sum(-1)
+        return (1.0 - np.clip(out, 0.0, np.log(2)) / np.log(2)).astype(np.float32)
+
+    def cache_parts(self) -> dict:
+        return {"embedder": self.name, "lm": getattr(self.lm, "fingerprint", self.lm.name),
+                "window": self.window, "top_k": self.top_k}
+
+
+EMBEDDERS = {"lm-hidden": LMHiddenEmbedder, "lm-distribution": LMDistributionEmbedder}
+
+
+def make_embedder(kind: str, lm, **params) -> PositionEmbedder:
+    """Build an embedder by name (``"lm-hidden"`` or ``"lm-distribution"``)."""
+    if kind not in EMBEDDERS:
+        raise ValueError(f"unknown fuzzy embedder {kind!r}; choose one of {sorted(EMBEDDERS)}")
+    return EMBEDDERS[kind](lm, **params)
+
+
+def embed_document(embedder: PositionEmbedder, ids, cache: NpzCache | None = None) -> np.ndarray:
+    """Embed a document once, through an optional content-keyed cache."""
+    ids = check_token_ids(ids)
+    if cache is None:
+        return embedder.embed(ids)
+    key = content_key("gim-fuzzy-embedding", embedder.cache_parts(), ids)
+    return cache.get_or_compute(key, lambda: {"e": embedder.embed(ids)})["e"]
+
+
+class FuzzyResult:
+    """Fuzzy distributions of every position plus what explanations need.
+
+    Attributes
+    ----------
+    distributions : SparseDistributions
+        Row ``t``: weights ``exp(-(1 - sim)/T)`` of positions ``j < t`` given to ``ids[j+1]``.
+    max_similarity : float32 (n,)
+        Highest similarity to an earlier position (NaN at t = 0).
+    """
+
+    def __init__(self, distributions, max_similarity, embeddings, embedder, temperature, ids):
+        self.distributions = distributions
+        self.max_similarity = max_similarity
+        self.embeddings = embeddings
+        self.embedder = embedder
+        self.temperature = temperature
+        self.ids = ids
+
+    def neighbours(self, t: int, k: int = 5) -> list[tuple[int, float, float]]:
+        """Top ``k`` earlier positions of ``t``: ``(j, similarity, normalised weight)``, best first."""
+        if t == 0:
+            return []
+        sim = self.embedder.similarity(self.embeddings[t:t + 1], self.embeddings[:t])[0]
+        w = np.exp(-(1.0 - sim.astype(np.float64)) / self.temperature)
+        w /= w.sum()
+        order = np.argsort(-w, kind="stable")[:k]
+        return [(int(j), float(sim[j]), float(w[j])) for j in order]
+
+
+def fuzzy_distributions(ids: np.ndarray, embeddings: np.ndarray, embedder: PositionEmbedder,
+                        temperature: float = 0.1, block: int = 512) -> FuzzyResult:
+    """Fuzzy next-token distributions of all positions from precomputed embeddings.
+
+    Parameters
+    ----------
+    ids : int64 (n,)
+    embeddings : (n, d)
+        ``embedder.embed(ids)`` (or rows of the embedding of a longer document that contains it).
+    temperature : float
+        T > 0 (0.1 in the paper).
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    n = len(ids)
+    if len(embeddings) != n:
+        raise ValueError(f"embeddings have {len(embeddings)} rows for a document of {n} tokens")
+    # local vocabulary of following tokens ids[1:]
+    local, inverse = np.unique(ids[1:], return_inverse=True) if n > 1 else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    max_sim = np.full(n, np.nan, dtype=np.float32)
+    rows: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0, np.int64), np.zeros(0))]
+    for a in range(1, n, block):
+        b = min(n, a + block)
+        sim = np.asarray(embedder.similarity(embeddings[a:b], embeddings[:b - 1]), dtype=np.float64)
+        tri = np.arange(b - 1)[None, :] < np.arange(a, b)[:, None]  # key j < query t
+        max_sim[a:b] = np.where(tri, sim, -np.inf).max(1)
+        w = np.where(tri, np.exp(-(1.0 - sim) / temperature), 0.0)
+        onehot = np.zeros((b - 1, len(local)))
+        onehot[np.arange(b - 1), inverse[:b - 1]] = 1.0
+        mass = w @ onehot
+        mass /= mass.sum(1, keepdims=True)
+        for r in mass:
+            nz = np.flatnonzero(r)
+            rows.append((local[nz], r[nz]))
+    return FuzzyResult(SparseDistributions.stack_rows(rows), max_sim, embeddings, embedder,
+                       temperature, ids)
