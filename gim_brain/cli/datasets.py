@@ -106,7 +106,7 @@ def _info(args) -> int:
         f"TR counts:   {t['n_trs'] if t['n_trs'] is not None else 'from the responses'}",
         f"subjects:    {', '.join(r['subjects']) if r['subjects'] else 'discovered from the responses folder'}"
         + (f" (excluding {', '.join(r['exclude_subjects'])})" if r["exclude_subjects"] else ""),
-        f"test:        {', '.join(s['test']) if s['test'] is not None else (s['test_file'] or '-')}",
+        f"test:        {(', '.join(s['test']) or '-') if s['test'] is not None else (s['test_file'] or '-')}",
     ]
     print("\n".join(lines))
     if args.data_root:
@@ -124,6 +124,14 @@ def _check(args) -> int:
     from ..data.check import check_dataset
 
     ds = _open(args.manifest, args.data_root)
+    if args.subject:
+        try:
+            known = ds.subjects()
+        except (OSError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+        unknown = [s for s in args.subject if s not in known]
+        if unknown:
+            raise UsageError(f"--subject {', '.join(unknown)}: not in dataset {ds.name} (subjects: {', '.join(known)})")
     result = check_dataset(ds, subjects=args.subject, shapes_only=args.shapes_only, progress=sys.stderr.isatty())
     summary = result.summary()
     if not args.quiet:

@@ -46,6 +46,11 @@ class Story:
         return self.transcript.words
 
     @property
+    def n_rows(self) -> int:
+        """Number of response rows of the story's grid."""
+        return self.grid.n_rows
+
+    @property
     def word_rows(self) -> np.ndarray:
         """Response row of each word, int64 (n_words,), -1 outside the grid."""
         return self.grid.assign_words(self.transcript.onsets)
@@ -109,6 +114,7 @@ class Dataset:
         self.root = Path(data_root).expanduser()
         self.name = manifest["name"]
         self.tr = float(manifest["timing"]["tr"])
+        self._n_trs_from_responses: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"Dataset({self.name!r}, root={str(self.root)!r})"
@@ -221,12 +227,15 @@ class Dataset:
         table = self._n_trs_table if isinstance(source, str) else {}
         if story in table:
             return table[story]
+        if story in self._n_trs_from_responses:
+            return self._n_trs_from_responses[story]
         timing = self.manifest["timing"]
         for subject in self._subjects:
             path = self.responses_path(subject, story)
             if path.is_file():
                 rows = response_shape(path, self.manifest["responses"]["key"], self._mask_path(subject))[0]
                 extra = timing["trim_start"] + timing["trim_end"] if self.manifest["responses"]["trimmed"] else 0
+                self._n_trs_from_responses[story] = rows + extra
                 return rows + extra
         where = f" nor in {self.root / source}" if isinstance(source, str) else ""
         raise StoryNotFoundError(
