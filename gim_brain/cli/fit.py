@@ -105,7 +105,7 @@ def run(args) -> int:
         results[spec] = result
         write_run(out, results, subject=args.subject, test_stories=test,
                   targets=_targets(ds, args.subject), parameters=parameters)
-        print(f"{spec}: mean r {result.mean_r:.4f}, top-10% {result.top10_mean_r:.4f} "
+        print(f"{spec}: mean r {result.mean_r():.4f}, top-10% {result.top10_mean_r():.4f} "
               f"({design.n_features} features, {time.time() - t0:.0f} s)")
     write_run(out, results, subject=args.subject, test_stories=test,
               targets=_targets(ds, args.subject), parameters=parameters)
