@@ -243,7 +243,7 @@ def match_template(root: str | Path, template: str, **fixed: str) -> list[dict[s
             seen.add(part)
     compiled = re.compile(regex + r"\Z")
     found = []
-    for hit in glob.glob(str(root / pattern)):
+    for hit in glob.glob(os.path.join(glob.escape(str(root)), pattern)):
         rel = Path(hit).relative_to(root).as_posix()
         m = compiled.match(rel)
         if m:
