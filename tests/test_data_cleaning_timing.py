@@ -24,6 +24,11 @@ def test_default_cleaning_drops_silence_noise_and_markers_and_reports_them():
     assert report.to_dict()["n_out"] == 3
 
 
+def test_real_words_that_name_noises_are_kept_unless_bracketed():
+    t = Transcript(["a", "breath", "of", "noise", "[noise]", "{BREATH}", "laugh"], range(7), range(1, 8))
+    assert TokenCleaner()(t)[0].words == ["a", "breath", "of", "noise", "laugh"]
+
+
 def test_cleaning_is_configurable():
     t = Transcript(["Hello,", "{CG}", "uh", "THERE!"], [0, 1, 2, 3], [1, 2, 3, 4])
     keep_case = TokenCleaner(lowercase=False, drop_bracketed=False, drop=frozenset({"uh"}))

@@ -12,11 +12,11 @@ from .transcripts import Transcript
 
 __all__ = ["TokenCleaner", "CleaningReport", "DEFAULT_DROP", "clean_transcript"]
 
-#: Silence, breath, laughter, noise and sentence markers dropped by default (compared
-#: case-insensitively after stripping whitespace and any enclosing brackets).
+#: Silence, breath (br), laughter (lg), lip smack (ls), noise (ns) and sentence markers dropped
+#: by default, compared case-insensitively after stripping whitespace and any enclosing
+#: brackets. Real words (``noise``, ``breath``) are kept unless bracketed (``[noise]``).
 DEFAULT_DROP = frozenset(
-    {"", "sp", "sil", "br", "lg", "ls", "ns", "cg", "sl", "ig", "noise", "laugh", "breath",
-     "sentence_start", "sentence_end", "<s>", "</s>"}
+    {"", "sp", "sil", "br", "lg", "ls", "ns", "cg", "sl", "ig", "sentence_start", "sentence_end"}
 )
 
 _OPEN, _CLOSE = "{[(<", "}])>"
