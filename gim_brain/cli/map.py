@@ -47,7 +47,7 @@ def read_run(run_dir: str | Path) -> tuple[dict, dict]:
 
     The only place that knows the run layout (``results/<slug>/``, ``targets.json``).
     """
-    from ..encoding.result import EncodingResult
+    from ..encoding import EncodingResult
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -59,6 +59,12 @@ def read_run(run_dir: str | Path) -> tuple[dict, dict]:
         targets = json.loads(targets_path.read_text())
     except json.JSONDecodeError as exc:
         raise UsageError(f"{targets_path} is not valid JSON: {exc}") from None
+    summary_path = run_dir / "summary.json"
+    if "subject" not in targets and summary_path.is_file():
+        try:
+            targets["subject"] = json.loads(summary_path.read_text()).get("subject")
+        except json.JSONDecodeError:
+            pass  # the subject only goes into titles
     results_dir = run_dir / "results"
     folders = sorted(p for p in results_dir.iterdir() if p.is_dir()) if results_dir.is_dir() else []
     if not folders:

@@ -3,13 +3,15 @@
 The targets description is the one a run directory keeps in ``targets.json``:
 
 * ``{"kind": "volume", "mask": PATH, "subject": S, "space": "MNI152" | "native",
-  "order": "nifti" | "pycortex"}`` — voxels of a NIfTI mask (space defaults to MNI152,
-  order to nifti). Surface, flat and surface-HTML maps need MNI152.
+  "order": "nifti" | "pycortex"}`` — voxels of a NIfTI mask (order defaults to nifti;
+  without "space", the mask counts as MNI152 when >= 90% of its voxels lie inside the
+  MNI152 head). Surface, flat and surface-HTML maps need MNI152.
 * ``{"kind": "pycortex_db", "db": FOLDER, "subject": "UTS03", "xfm": NAME, "mask_type": "thick"}``
   — ds003020 native voxels, mapped on the subject's own surfaces.
 * ``{"kind": "components", ...}`` — not voxels: no brain map can be drawn.
 
-Relative paths are resolved against ``base`` (the run directory).
+Relative paths are resolved against ``base`` (the run directory) when they exist there,
+else against the working directory.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from .values import SelectedValues
 __all__ = ["MAP_KINDS", "TargetsError", "MapTargets", "parse_targets", "render_maps"]
 
 MAP_KINDS = ("volume", "surface", "flat", "html")
+#: a volume mask without a recorded "space" counts as MNI152 when at least this fraction of
+#: its voxels lies inside the MNI152 head
+MNI_OVERLAP_MIN = 0.9
 
 
 class TargetsError(ValueError):
@@ -68,15 +73,22 @@ def parse_targets(spec: Mapping, base: str | Path = ".", source: str = "targets.
         if not spec.get(key):
             raise TargetsError(f"{source}: kind {kind!r} needs a {key!r} entry")
         path = Path(spec[key])
-        return path if path.is_absolute() else base / path
+        if path.is_absolute() or not (base / path).exists():
+            return path  # absolute, or relative to the working directory
+        return base / path  # relative to the run directory
 
     subject = str(spec.get("subject") or "")
     if kind == "volume":
         order = spec.get("order", "nifti")
         if order not in ("nifti", "pycortex"):
             raise TargetsError(f"{source}: order must be 'nifti' or 'pycortex', got {order!r}")
-        return MapTargets("volume", subject or "MNI", mask=resolve("mask"),
-                          space=str(spec.get("space", "MNI152")), order=order)
+        mask = resolve("mask")
+        space = spec.get("space")
+        if space is None:  # not recorded: decide from where the mask lies in world space
+            from .volume import mni_overlap
+
+            space = "MNI152" if mni_overlap(mask) >= MNI_OVERLAP_MIN else "native"
+        return MapTargets("volume", subject or "MNI", mask=mask, space=str(space), order=order)
     if kind == "pycortex_db":
         if not subject:
             raise TargetsError(f"{source}: kind 'pycortex_db' needs a 'subject' entry")

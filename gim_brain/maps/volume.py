@@ -27,6 +27,7 @@ __all__ = [
     "img_to_values",
     "plot_volume",
     "plot_glass",
+    "mni_overlap",
 ]
 
 VOXEL_ORDERS = ("nifti", "pycortex")
@@ -113,6 +114,28 @@ def img_to_values(img: nib.Nifti1Image, mask: str | Path | nib.Nifti1Image,
     if img.shape[:3] != mask.shape:
         raise ValueError(f"image shape {img.shape} differs from mask shape {mask.shape}")
     return np.asarray(img.dataobj)[mask_indices(mask, order)]
+
+
+def mni_overlap(mask: str | Path | nib.Nifti1Image) -> float:
+    """Fraction of the mask's voxels whose world position falls inside the MNI152 head.
+
+    Close to 1 for a mask in MNI space; a native-space (scanner coordinates) mask usually
+    gives much less. Uses the MNI152 template bundled with nilearn (non-zero voxels).
+    """
+    from nilearn import datasets
+
+    mask = load_mask(mask)
+    brain = nib.load(datasets.MNI152_FILE_PATH)
+    ijk = np.column_stack(mask_indices(mask))
+    if ijk.size == 0:
+        return 0.0
+    world = nib.affines.apply_affine(mask.affine, ijk)
+    vox = np.rint(nib.affines.apply_affine(np.linalg.inv(brain.affine), world)).astype(int)
+    inside = ((vox >= 0) & (vox < np.array(brain.shape[:3]))).all(1)
+    data = np.asarray(brain.dataobj)
+    hits = np.zeros(len(vox), dtype=bool)
+    hits[inside] = data[tuple(vox[inside].T)] > 0
+    return float(hits.mean())
 
 
 def _styled_img(img: nib.Nifti1Image, style: MapStyle) -> nib.Nifti1Image:
