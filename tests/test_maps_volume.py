@@ -87,6 +87,8 @@ def test_stat_map_and_glass_brain_figures_show_the_blob():
     # the cut goes through the blob's peak
     peak = nib.affines.apply_affine(img.affine, np.unravel_index(np.argmax(img.get_fdata()), img.shape))
     assert peak[0] < -40
+    bare = plot_volume(img, "r", "no background", bg_img=None)  # native data without anatomy
+    assert isinstance(bare, matplotlib.figure.Figure)
     glass = plot_glass(img, "diff", "diff")
     assert isinstance(glass, matplotlib.figure.Figure)
     matplotlib.pyplot.close("all")

@@ -61,11 +61,21 @@ def make_offline(html: str) -> str:
 
 
 def save_html(html: str, path: str | Path) -> Path:
-    """Write an HTML page atomically (UTF-8)."""
+    """Write an HTML page atomically (UTF-8), readable like any file the user creates."""
     from .._cache import atomic_write_bytes
 
     path = Path(path)
     atomic_write_bytes(path, html.encode("utf-8"))
+    return readable(path)
+
+
+def readable(path: Path) -> Path:
+    """Give ``path`` the permissions of a normally created file (atomic writes make 0600)."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
     return path
 
 

@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .._cache import atomic_save_npz, atomic_write_bytes
+from .html import readable
 from .style import style_for
 from .values import SelectedValues
 
@@ -110,7 +111,7 @@ def _save_png(fig: plt.Figure, path: Path, dpi: int) -> Path:
     fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
-    return path
+    return readable(path)
 
 
 def render_maps(selected: SelectedValues, targets: MapTargets, out_dir: str | Path,
@@ -165,7 +166,7 @@ def render_maps(selected: SelectedValues, targets: MapTargets, out_dir: str | Pa
     if "volume" in kinds:
         nii = out / f"{slug}.nii.gz"
         atomic_write_bytes(nii, _nifti_bytes(img))
-        written["volume"].append(nii)
+        written["volume"].append(readable(nii))
         written["volume"].append(_save_png(
             volume.plot_volume(img, kind, title, style, bg_img=bg), out / f"{slug}_volume.png", dpi))
         if targets.is_mni:
@@ -175,7 +176,7 @@ def render_maps(selected: SelectedValues, targets: MapTargets, out_dir: str | Pa
             table = compare.roi_summary(values, compare.seitzman_labels(coords, roi_radius))
             csv = out / f"{slug}_rois.csv"
             atomic_write_bytes(csv, table.to_csv(index_label="region").encode())
-            written["volume"].append(csv)
+            written["volume"].append(readable(csv))
 
     if "surface" in kinds:
         if subject is not None:
@@ -186,7 +187,7 @@ def render_maps(selected: SelectedValues, targets: MapTargets, out_dir: str | Pa
             fig = surface.plot_surface(surf_img, kind, title, style)
         npz = out / f"{slug}_surface.npz"
         atomic_save_npz(npz, left=vertex["left"], right=vertex["right"])
-        written["surface"] += [npz, _save_png(fig, out / f"{slug}_surface.png", dpi)]
+        written["surface"] += [readable(npz), _save_png(fig, out / f"{slug}_surface.png", dpi)]
 
     if "flat" in kinds:
         if subject is not None:

@@ -171,7 +171,7 @@ def plot_volume(img: nib.Nifti1Image, kind: str = "r", title: str = "",
     fig = plt.figure(figsize=(11, 4))
     kwargs = {}
     if bg_img is None:
-        kwargs["bg_img"] = False
+        kwargs["bg_img"] = None  # plot_stat_map: None turns the background off
     elif not (isinstance(bg_img, str) and bg_img == "MNI152"):
         kwargs["bg_img"] = bg_img
     plotting.plot_stat_map(
