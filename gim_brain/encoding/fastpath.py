@@ -125,7 +125,8 @@ def ridge_cv_fastpath(X, Y, folds: Sequence[Fold], alphas, *, score: str = "corr
     X : (n_rows, n_features) array
         Training design (already delayed and z-scored; no intercept is fitted).
     Y : float32 (n_rows, n_targets) array
-        Training responses; stays in CPU memory, moved to the device one target batch at a time.
+        Training responses; a numpy array stays in CPU memory and is moved to the device one
+        target batch at a time (a torch tensor is used where it is).
     folds : sequence of Fold
         Cross-validation splits of the rows (see :func:`gim_brain.encoding.cv.story_folds`).
     alphas : (n_alphas,) array of positive floats
@@ -158,8 +159,9 @@ def ridge_cv_fastpath(X, Y, folds: Sequence[Fold], alphas, *, score: str = "corr
     alphas_np = np.asarray(alphas, dtype=np.float64).ravel()
     if alphas_np.size == 0 or np.any(~np.isfinite(alphas_np)) or np.any(alphas_np <= 0):
         raise ValueError(f"alphas must be finite and > 0, got {alphas_np}")
-    Y = np.asarray(Y, dtype=np.float32)
-    n_rows, n_features = np.shape(X)
+    if not hasattr(Y, "device"):  # numpy stays in CPU memory; a torch tensor stays where it is
+        Y = np.asarray(Y, dtype=np.float32)
+    n_rows, n_features = X.shape
     if Y.ndim != 2 or Y.shape[0] != n_rows:
         raise ValueError(f"X has {n_rows} rows but Y has shape {Y.shape}")
     n_targets = Y.shape[1]
@@ -169,7 +171,7 @@ def ridge_cv_fastpath(X, Y, folds: Sequence[Fold], alphas, *, score: str = "corr
     centered = score == "correlation"
 
     # ---- per-fold decompositions (shared by all target batches) --------------------------------
-    Xd = _asarray(B, np.asarray(X, dtype=np.float32), "float32")
+    Xd = _asarray(B, X if hasattr(X, "device") else np.asarray(X, dtype=np.float32), "float32")
     X64 = _asarray(B, Xd, ddt, like=Xd)
     gram_total = B.matmul(B.transpose(X64, (1, 0)), X64)
     fold_parts = []
