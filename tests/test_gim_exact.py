@@ -93,3 +93,15 @@ def test_bad_input_errors():
         check_token_ids(np.zeros((2, 2), int))
     with pytest.raises(ValueError, match="integers"):
         check_token_ids([0.5, 1.0])
+
+
+def test_chunked_counting_equals_single_chunk():
+    from gim_brain.gim.exact import _next_token_counts
+    rng = np.random.default_rng(5)
+    ids = np.concatenate([rng.integers(0, 4, 150), [1, 2] * 40])
+    m = exact_matches(ids)
+    for chunk in (1, 7, 100):
+        indptr, tokens, counts = _next_token_counts(ids, m.lengths, m._states, m._positions,
+                                                    m._start, m._stop, chunk_pairs=chunk)
+        assert indptr.tolist() == m.indptr.tolist()
+        assert tokens.tolist() == m.tokens.tolist() and counts.tolist() == m.counts.tolist()

@@ -111,23 +111,29 @@ class SuffixAutomaton:
         """
         n_states = len(self.length)
         children: list[list[int]] = [[] for _ in range(n_states)]
+        link = self.link
         for s in range(1, n_states):
-            children[self.link[s]].append(s)
-        start = np.zeros(n_states, dtype=np.int64)
-        stop = np.zeros(n_states, dtype=np.int64)
+            children[link[s]].append(s)
+        start = [0] * n_states
+        stop = [0] * n_states
         positions: list[int] = []
-        stack = [(0, False)]
         prefix_pos = self.prefix_pos
+        stack = [0]
         while stack:
-            s, done = stack.pop()
-            if done:
-                stop[s] = len(positions)
+            s = stack.pop()
+            if s < 0:                      # all descendants of ~s are listed
+                stop[~s] = len(positions)
                 continue
             start[s] = len(positions)
             if prefix_pos[s] >= 0:
                 positions.append(prefix_pos[s])
-            stack.append((s, True))
-            stack.extend((c, False) for c in children[s])
+            if children[s]:
+                stack.append(~s)
+                stack.extend(children[s])
+            else:
+                stop[s] = len(positions)
+        start = np.asarray(start, dtype=np.int64)
+        stop = np.asarray(stop, dtype=np.int64)
         return np.asarray(positions, dtype=np.int64), start, stop
 
 
@@ -176,6 +182,44 @@ class ExactMatches:
         return self.tokens[a:b], self.counts[a:b]
 
 
+def _next_token_counts(ids, lengths, states, positions, start, stop, chunk_pairs: int = 1 << 22):
+    """CSR next-token counts of all positions, vectorised over (position, occurrence) pairs.
+
+    The pairs are gathered from the DFS slices of every position's state in chunks of about
+    ``chunk_pairs`` pairs, filtered to ``j < t`` and counted with one ``np.unique`` per chunk.
+    """
+    n = len(ids)
+    vocab, local = np.unique(ids, return_inverse=True)
+    local = local.ravel().astype(np.int64)
+    ts = np.flatnonzero(lengths)
+    a, b = start[states[ts]], stop[states[ts]]
+    sizes = b - a
+    bounds = np.searchsorted(np.cumsum(sizes), np.arange(chunk_pairs, int(sizes.sum()) + chunk_pairs,
+                                                           chunk_pairs), side="right")
+    row_counts = np.zeros(n, dtype=np.int64)
+    tok_parts, cnt_parts = [], []
+    lo = 0
+    for hi in np.unique(np.append(bounds, len(ts))).tolist():
+        hi = max(hi, lo + 1) if lo < len(ts) else hi
+        if hi <= lo:
+            continue
+        sz = sizes[lo:hi]
+        offs = np.repeat(a[lo:hi] - np.concatenate(([0], np.cumsum(sz)[:-1])), sz) + np.arange(sz.sum())
+        js = positions[offs]
+        tt = np.repeat(ts[lo:hi], sz)
+        keep = js < tt
+        key = tt[keep] * len(vocab) + local[js[keep] + 1]
+        uk, ct = np.unique(key, return_counts=True)
+        np.add.at(row_counts, uk // len(vocab), 1)
+        tok_parts.append(vocab[uk % len(vocab)])
+        cnt_parts.append(ct)
+        lo = hi
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(row_counts, out=indptr[1:])
+    cat = lambda parts: np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+    return indptr, cat(tok_parts), cat(cnt_parts)
+
+
 def exact_matches(ids, vocab_size: int | None = None) -> ExactMatches:
     """Run the suffix automaton over a document and collect matches for every position.
 
@@ -193,26 +237,12 @@ def exact_matches(ids, vocab_size: int | None = None) -> ExactMatches:
     ids = check_token_ids(ids, vocab_size)
     n = len(ids)
     sam = SuffixAutomaton()
-    lengths = np.zeros(n, dtype=np.int64)
-    states = np.zeros(n, dtype=np.int64)
     extend = sam.extend
-    for t, tok in enumerate(ids.tolist()):
-        lengths[t], states[t] = extend(tok)
+    found = [extend(tok) for tok in ids.tolist()]
+    lengths = np.fromiter((f[0] for f in found), dtype=np.int64, count=n)
+    states = np.fromiter((f[1] for f in found), dtype=np.int64, count=n)
     positions, start, stop = sam.subtree_order()
 
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    tok_parts: list[np.ndarray] = []
-    cnt_parts: list[np.ndarray] = []
-    for t in np.flatnonzero(lengths).tolist():
-        s = states[t]
-        js = positions[start[s]:stop[s]]
-        js = js[js < t]
-        tk, ct = np.unique(ids[js + 1], return_counts=True)
-        tok_parts.append(tk)
-        cnt_parts.append(ct)
-        indptr[t + 1] = len(tk)
-    np.cumsum(indptr, out=indptr)
-    tokens = np.concatenate(tok_parts).astype(np.int64) if tok_parts else np.zeros(0, np.int64)
-    counts = np.concatenate(cnt_parts).astype(np.int64) if cnt_parts else np.zeros(0, np.int64)
+    indptr, tokens, counts = _next_token_counts(ids, lengths, states, positions, start, stop)
     return ExactMatches(ids=ids, lengths=lengths, indptr=indptr, tokens=tokens, counts=counts,
                         _states=states, _positions=positions, _start=start, _stop=stop)

@@ -21,7 +21,7 @@ from .exact import ExactMatches, check_token_ids, exact_matches
 from .fuzzy import FuzzyResult, PositionEmbedder, embed_document, fuzzy_distributions
 from .reference import ReferenceIndex, ReferenceMatches
 
-__all__ = ["GIM", "DocumentPrediction", "Explanation", "MatchedSpan", "Neighbour", "BRANCHES"]
+__all__ = ["GIM", "combine", "DocumentPrediction", "Explanation", "MatchedSpan", "Neighbour", "BRANCHES"]
 
 #: Branch codes of ``DocumentPrediction.branch``.
 BRANCHES = ("none", "context", "reference", "fuzzy")
@@ -201,6 +201,43 @@ class DocumentPrediction:
             spans=spans, n_occurrences=n_occ, neighbours=neighbours)
 
 
+def combine(context_length: np.ndarray, reference_length: np.ndarray, components: dict,
+            tau: int) -> tuple[np.ndarray, np.ndarray, SparseDistributions]:
+    """GIM's choice per position from the component distributions.
+
+    The exact source is the longer of context and reference match (ties to the context); it is
+    used when its length is ``>= tau``; otherwise the fuzzy distribution when it has one (any
+    ``t > 0`` with an embedder); otherwise the exact source when it matched at all; else none.
+
+    Parameters
+    ----------
+    context_length, reference_length : int (n,)
+    components : dict
+        ``"context"`` (required), ``"reference"``, ``"fuzzy"`` -> :class:`SparseDistributions`.
+    tau : int
+
+    Returns
+    -------
+    branch : int8 (n,), match_length : int64 (n,), distributions : SparseDistributions
+    """
+    n = len(context_length)
+    use_ref = reference_length > context_length           # ties to the context
+    match_length = np.where(use_ref, reference_length, context_length).astype(np.int64)
+    exact_branch = np.where(use_ref, REFERENCE, CONTEXT)
+    branch = np.full(n, NONE, dtype=np.int8)
+    fuzzy = components.get("fuzzy")
+    has_fuzzy = np.zeros(n, dtype=bool) if fuzzy is None else ~fuzzy.empty
+    branch[match_length > 0] = exact_branch[match_length > 0]
+    branch[has_fuzzy] = FUZZY
+    above = match_length >= tau
+    branch[above] = exact_branch[above]
+    sources = {CONTEXT: components["context"], REFERENCE: components.get("reference"),
+               FUZZY: fuzzy}
+    empty = (np.zeros(0, np.int64), np.zeros(0))
+    rows = [sources[b].row(t) if b != NONE else empty for t, b in enumerate(branch.tolist())]
+    return branch, match_length, SparseDistributions.stack_rows(rows)
+
+
 class GIM:
     """Generalized Induction-Head Model over token ids.
 
@@ -313,20 +350,7 @@ class GIM:
             timings["fuzzy"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        use_ref = ref_len > exact.lengths           # ties to the context
-        match_length = np.where(use_ref, ref_len, exact.lengths)
-        exact_branch = np.where(use_ref, REFERENCE, CONTEXT)
-        branch = np.full(n, NONE, dtype=np.int8)
-        has_fuzzy = np.zeros(n, dtype=bool) if fz is None else ~fz.distributions.empty
-        branch[match_length > 0] = exact_branch[match_length > 0]
-        branch[has_fuzzy] = FUZZY
-        above = match_length >= self.tau
-        branch[above] = exact_branch[above]
-        sources = {CONTEXT: ctx, REFERENCE: components.get("reference"), FUZZY: components.get("fuzzy")}
-        rows = []
-        for t, b in enumerate(branch.tolist()):
-            rows.append(sources[b].row(t) if b != NONE else (np.zeros(0, np.int64), np.zeros(0)))
-        dist = SparseDistributions.stack_rows(rows)
+        branch, match_length, dist = combine(exact.lengths, ref_len, components, self.tau)
         targets = np.append(ids[1:], -1)
         next_prob = dist.prob_of(targets)
         next_prob[-1] = np.nan
