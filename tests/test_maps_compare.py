@@ -55,6 +55,9 @@ def test_diff_between_feature_sets_and_between_spaces(results):
     assert np.allclose(s.values, [-0.02, 0.08, 0.0])
     with pytest.raises(ValueError, match="different targets"):
         difference(np.zeros(3), np.zeros(4), "a", "b")
+    results["short"] = _result("short", [0.1, 0.2])
+    with pytest.raises(UnknownValueError, match="diff:gim-short: cannot subtract short"):
+        select_values("diff:gim-short", results)
 
 
 def test_clear_errors_for_unknown_names(results):

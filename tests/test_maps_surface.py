@@ -40,6 +40,15 @@ def test_planted_blob_lands_on_the_nearest_fsaverage5_vertices(blob_surface):
     assert dist[np.argmax(values["left"])] < 8.0
 
 
+def test_nan_voxels_do_not_spread_over_the_surface():
+    mask = low_res_mni_mask(6)
+    values = blob_values(mask, BLOB_MM, sigma_mm=6.0)
+    values[::50] = np.nan  # e.g. constant voxels whose r is undefined
+    surf = surface_values(mni_to_fsaverage(values_to_img(values, mask)))
+    assert np.isfinite(surf["left"]).all() and np.isfinite(surf["right"]).all()
+    assert surf["left"].max() > 0.2
+
+
 def test_surface_figure_has_lateral_and_medial_views_of_both_hemispheres(blob_surface):
     fig = plot_surface(blob_surface, "r", "r — gim — subject MNI")
     titles = [ax.get_title() for ax in fig.axes]

@@ -58,7 +58,7 @@ def mni_to_fsaverage(img: nib.Nifti1Image, mesh: str = "fsaverage5", radius: flo
     Parameters
     ----------
     img : Nifti1Image
-        Values in MNI152 space (0 outside the mask).
+        Values in MNI152 space (0 outside the mask; NaN/inf are sampled as 0).
     mesh : str
         fsaverage resolution (``"fsaverage5"``: 10,242 vertices per hemisphere).
     radius : float
@@ -77,6 +77,9 @@ def mni_to_fsaverage(img: nib.Nifti1Image, mesh: str = "fsaverage5", radius: flo
 
     meshes = fsaverage_meshes(mesh)
     pial, white = meshes["pial"], meshes["white_matter"]
+    data_3d = np.asarray(img.dataobj, dtype=np.float32)
+    if not np.isfinite(data_3d).all():  # NaN voxels (e.g. constant targets) would spread
+        img = nib.Nifti1Image(np.nan_to_num(data_3d, nan=0.0, posinf=0.0, neginf=0.0), img.affine)
     data = {}
     for hemi in HEMIS:
         data[hemi] = vol_to_surf(

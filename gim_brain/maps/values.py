@@ -158,7 +158,10 @@ def _select_diff(arg: str, results: Mapping[str, Any], feature_set: str | None) 
         raise UnknownValueError(f"diff:{arg} is ambiguous between {matches}")
     if matches:
         (ka, ra), (kb, rb) = _find(results, matches[0][0]), _find(results, matches[0][1])
-        values = difference(ra.scores["r"], rb.scores["r"], ka, kb)
+        try:
+            values = difference(ra.scores["r"], rb.scores["r"], ka, kb)
+        except ValueError as exc:
+            raise UnknownValueError(f"diff:{arg}: {exc}") from None
         return SelectedValues(values, "diff", f"r({ka}) − r({kb})",
                               f"diff_{_safe(ka)}-{_safe(kb)}")
     # 2) two spaces of one banded result
