@@ -7,6 +7,8 @@
 * :mod:`~gim_brain.maps.html` — self-contained interactive HTML pages.
 * :mod:`~gim_brain.maps.compare` — difference / unique-variance maps and ROI summaries.
 * :mod:`~gim_brain.maps.style` — colour maps, ranges and thresholds per kind of value.
+* :mod:`~gim_brain.maps.values` — the ``--value`` grammar (r, alpha, unique:S, diff:A-B...).
+* :mod:`~gim_brain.maps.render` — every requested map of a run, with the data behind it.
 
 Figures are returned as matplotlib Figures; the data behind them (Nifti1Image, SurfaceImage,
 per-vertex arrays) come from the functions that build them, so they can be checked.
@@ -19,11 +21,16 @@ from .flat import plot_flat
 from .native import (PycortexSubject, load_pycortex_subject, native_surface_image,
                      native_volume_img, plot_native_flat, plot_native_surface, voxels_to_vertices)
 from .html import external_resources, surface_html, volume_html
+from .compare import difference, roi_summary, seitzman_labels, unique_variance
+from .values import SelectedValues, UnknownValueError, select_values
+from .render import MAP_KINDS, MapTargets, TargetsError, parse_targets, render_maps
 
 __all__ = [
     "MapStyle", "style_for", "MaskShapeError", "load_mask", "values_to_img", "img_to_values",
     "plot_volume", "plot_glass", "mni_to_fsaverage", "surface_values", "plot_surface",
     "plot_flat", "PycortexSubject", "load_pycortex_subject", "voxels_to_vertices",
     "native_surface_image", "native_volume_img", "plot_native_surface", "plot_native_flat",
-    "surface_html", "volume_html", "external_resources",
+    "surface_html", "volume_html", "external_resources", "difference", "unique_variance",
+    "roi_summary", "seitzman_labels", "SelectedValues", "UnknownValueError", "select_values",
+    "MAP_KINDS", "MapTargets", "TargetsError", "parse_targets", "render_maps",
 ]
