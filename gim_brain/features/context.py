@@ -75,8 +75,9 @@ class SpaceContext:
         Per-story feature cache (``None``: the user cache, namespace ``features``).
     progress : bool
         Show tqdm progress bars.
-    lm_model : str or None
-        Which LM the LM-based spaces load by default (None: the offline SmolLM2-135M).
+    lm_model : str, LanguageModel or None
+        Which LM the LM-based spaces use by default (None: load the offline SmolLM2-135M; a
+        :class:`gim_brain.lm.LanguageModel` is used as given).
     device : str
     """
 
@@ -85,7 +86,7 @@ class SpaceContext:
     train_stories: list[str] | None = None
     cache: NpzCache | None = None
     progress: bool = True
-    lm_model: str | None = None
+    lm_model: Any = None
     device: str = "auto"
     memo: dict = field(default_factory=dict)
 
@@ -128,6 +129,8 @@ class SpaceContext:
         from ..lm import load_lm
 
         model = self.lm_model if model is None else model
+        if model is not None and not isinstance(model, str):
+            return model  # a LanguageModel given directly
         key = ("lm", model, self.device)
         if key not in self.memo:
             self.memo[key] = load_lm(model, device=self.device)

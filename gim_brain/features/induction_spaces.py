@@ -111,7 +111,7 @@ _OPTS = dict(delayed=False, zscore=False, uses_responses=True)
                 ">= tau words, else LM hidden-state similarity)", params=_COMMON + (
                     Param("tau", int, 6, "exact-match length (words) from which the exact match wins"),
                     Param("model", "str?", None, "LM for the similarity (default offline SmolLM2-135M)"),
-                    Param("layer", int, -1, "LM layer (-1: n_layers // 2)"),
+                    Param("layer", "int?", None, "LM layer (None: n_layers // 2)"),
                     Param("context", int, 256, "LM context in tokens"),
                 ), **_OPTS)
 def _gim_induction(ctx, params, story):

@@ -18,7 +18,7 @@ from typing import Any, Callable
 __all__ = ["Param", "FeatureSpace", "UnknownFeatureSpaceError", "FeatureParameterError",
            "register_space", "get_space", "list_spaces", "resolve_params"]
 
-_BUILTIN_MODULES = ("wordrate", "induction_spaces")
+_BUILTIN_MODULES = ("wordrate", "lm_spaces", "gim_spaces", "induction_spaces")
 _REGISTRY: dict[str, "FeatureSpace"] = {}
 
 
@@ -37,7 +37,7 @@ class FeatureParameterError(ValueError):
 class Param:
     """One parameter of a feature space.
 
-    ``type`` is ``int``, ``float``, ``str``, ``bool`` or ``"str?"`` (a string or None);
+    ``type`` is ``int``, ``float``, ``str``, ``bool``, ``"str?"`` or ``"int?"`` (or None);
     ``choices`` restricts the allowed values.
     """
 
@@ -120,6 +120,11 @@ def get_space(name: str) -> FeatureSpace:
             f"(`gim-brain features --list` describes them)") from None
 
 
+def _tname(p: Param) -> str:
+    return p.type.__name__ if isinstance(p.type, type) else {"str?": "str or none",
+                                                             "int?": "int or none"}[p.type]
+
+
 def _convert(space: str, p: Param, value: Any) -> Any:
     where = f"parameter {p.name!r} of feature space {space!r}"
     if isinstance(value, str) and p.type is not str:
@@ -132,11 +137,12 @@ def _convert(space: str, p: Param, value: Any) -> Any:
                 value = low in ("true", "1", "yes")
             elif p.type == "str?":
                 value = None if text.lower() in ("none", "") else text
+            elif p.type == "int?":
+                value = None if text.lower() in ("none", "") else int(text)
             else:
                 value = p.type(text)
         except ValueError:
-            tname = p.type.__name__ if isinstance(p.type, type) else "string or none"
-            raise FeatureParameterError(f"{where} must be of type {tname}, got {value!r}") from None
+            raise FeatureParameterError(f"{where} must be of type {_tname(p)}, got {value!r}") from None
     else:
         ok = {
             int: lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -144,11 +150,11 @@ def _convert(space: str, p: Param, value: Any) -> Any:
             bool: lambda v: isinstance(v, bool),
             str: lambda v: isinstance(v, str),
             "str?": lambda v: v is None or isinstance(v, str),
+            "int?": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
         }[p.type](value)
         if not ok:
-            tname = p.type.__name__ if isinstance(p.type, type) else "string or none"
             raise FeatureParameterError(
-                f"{where} must be of type {tname}, got {value!r} ({type(value).__name__})")
+                f"{where} must be of type {_tname(p)}, got {value!r} ({type(value).__name__})")
         if p.type is float:
             value = float(value)
     if p.choices is not None and value not in p.choices:

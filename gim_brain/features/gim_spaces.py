@@ -1,0 +1,161 @@
+"""Feature spaces from GIM's next-word predictions over each story.
+
+GIM (``gim_brain.gim``) runs over the story at the WORD level: the "token ids" it sees are word
+identities (lower-cased word types of the story), its exact branch is in-context word n-gram
+matching, and its fuzzy branch compares the ``llm`` hidden states of the words (SmolLM2-135M,
+middle layer, >= 256 tokens of context; cosine similarity, weights ``exp(-(1 - cos) / T)``).
+This is the cheap, honest stand-in for GIM's token-level fuzzy matching with a window-embedding
+model: embedding every token with its own LM window over whole stories is too expensive on a CPU,
+while the word hidden states are already computed (and cached) for the ``llm`` space.
+``tau`` is in words (default 6, about the paper's 8 GPT-2 tokens; not tuned on any test story).
+
+``gim-stats`` (7 features per word, then resampled to rows)
+    log(1 + exact match length), fuzzy maximum similarity, branch used (one-hot: context exact,
+    fuzzy, none), entropy (nats) of GIM's next-word distribution after the word, and the surprisal
+    (bits, capped at 10) of the word under GIM's prediction made before it.
+``gim-next``
+    GIM's next-word distribution after each word projected into the LM input-embedding space:
+    ``sum_v p(v) e(v)`` with ``e(v)`` the static embedding of word type ``v`` (the ``embedding``
+    space's vectors) — the expected next-word embedding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .context import story_fingerprint, words_to_rows
+from .downsample import DOWNSAMPLE_METHODS
+from .induction_spaces import word_ids
+from .lm_spaces import _lm_id, word_hidden_states, word_static_embeddings
+from .registry import Param, register_space
+
+__all__ = ["WordStateEmbedder", "gim_word_prediction", "gim_stats_matrix", "gim_next_matrix"]
+
+_PARAMS = (
+    Param("model", "str?", None, "LM for the fuzzy similarity (default offline SmolLM2-135M)"),
+    Param("layer", "int?", None, "LM layer (None: n_layers // 2)"),
+    Param("context", int, 256, "minimum preceding tokens the LM reads"),
+    Param("tau", int, 6, "exact match length (words) from which GIM uses the exact branch"),
+    Param("temperature", float, 0.1, "T of the fuzzy weights exp(-(1 - cos) / T)"),
+    Param("method", str, "lanczos", "resampling to TR times", DOWNSAMPLE_METHODS),
+)
+_SURPRISAL_CAP_BITS = 10.0
+
+
+class WordStateEmbedder:
+    """GIM position embedder over word positions with precomputed representations.
+
+    Parameters
+    ----------
+    states : (n_words, d) float
+        One representation per word (L2-normalised here).
+    description : dict
+        What the states are (LM, layer, context): part of GIM's cache keys.
+    """
+
+    name = "llm-word-hidden"
+    vocab_size = None
+
+    def __init__(self, states: np.ndarray, description: dict):
+        states = np.asarray(states, dtype=np.float32)
+        norm = np.linalg.norm(states, axis=1, keepdims=True)
+        self.states = states / np.where(norm > 0, norm, 1.0)
+        self.window = int(description.get("context", 0)) or 1
+        self.description = description
+
+    def embed(self, ids: np.ndarray) -> np.ndarray:
+        if len(ids) != len(self.states):
+            raise ValueError(f"{len(ids)} word ids but {len(self.states)} precomputed word states")
+        return self.states
+
+    def similarity(self, queries: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        return queries @ keys.T
+
+    def cache_parts(self) -> dict:
+        return {"embedder": self.name, **self.description}
+
+
+def gim_word_prediction(ctx, story_name: str, params: dict):
+    """GIM's :class:`~gim_brain.gim.DocumentPrediction` over a story's words (memoised per run).
+
+    Returns ``(prediction, ids)``; ``ids`` are the word-type ids GIM read.
+    """
+    from ..gim import GIM
+
+    key = ("gim-words", story_name, params["model"], params["layer"], params["context"],
+           params["tau"], params["temperature"])
+    if key not in ctx.memo:
+        story = ctx.story(story_name)
+        ids = word_ids(story.transcript.words)
+        states = word_hidden_states(ctx, story_name, params["model"], params["layer"],
+                                    params["context"])
+        emb = WordStateEmbedder(states, {"lm": str(_lm_id(ctx, params["model"])),
+                                         "layer": params["layer"], "context": params["context"]})
+        gim = GIM(embedder=emb, tau=params["tau"], temperature=params["temperature"])
+        ctx.memo[key] = (gim.predict_document(ids, embeddings=emb.states), ids)
+    return ctx.memo[key]
+
+
+def gim_stats_matrix(pred) -> np.ndarray:
+    """``(n_words, 7)`` word-level statistics of a GIM document prediction (module docstring)."""
+    from ..gim import BRANCHES
+
+    n = len(pred.ids)
+    branch = np.asarray(pred.branch)
+    onehot = np.stack([branch == BRANCHES.index(b) for b in ("context", "fuzzy", "none")], 1)
+    p_word = np.full(n, np.nan)
+    p_word[1:] = pred.next_token_prob[:-1]          # prediction made before word t, for word t
+    surprisal = np.minimum(-np.log2(np.maximum(np.nan_to_num(p_word, nan=0.0), 1e-300)),
+                           _SURPRISAL_CAP_BITS)
+    surprisal[0] = 0.0
+    out = np.column_stack([
+        np.log1p(pred.match_length.astype(np.float64)),
+        np.nan_to_num(pred.fuzzy_max_similarity.astype(np.float64), nan=0.0),
+        onehot.astype(np.float64),
+        np.nan_to_num(pred.entropy, nan=0.0),
+        surprisal,
+    ])
+    return out.astype(np.float32)
+
+
+def gim_next_matrix(pred, ids: np.ndarray, word_embeddings: np.ndarray) -> np.ndarray:
+    """Expected next-word embedding ``(n_words, d)``: GIM's distribution times word embeddings.
+
+    ``word_embeddings`` (n_words, d) holds each word occurrence's static embedding; word type
+    ``v`` takes the row of its first occurrence. Positions without a prediction get zeros.
+    """
+    vocab = int(ids.max()) + 1
+    first = np.full(vocab, -1, dtype=np.int64)
+    for i in range(len(ids) - 1, -1, -1):
+        first[ids[i]] = i
+    table = np.asarray(word_embeddings, dtype=np.float64)[first]
+    return np.asarray(pred.distributions.to_scipy(vocab) @ table, dtype=np.float32)
+
+
+def _parts(ctx, params, st):
+    return (params, str(_lm_id(ctx, params["model"])), story_fingerprint(st))
+
+
+@register_space("gim-stats", "GIM over the story's words: match length, fuzzy similarity, branch, "
+                "entropy, surprisal", params=_PARAMS)
+def _gim_stats(ctx, params, story):
+    st = ctx.story(story)
+
+    def compute():
+        pred, _ = gim_word_prediction(ctx, story, params)
+        return {"x": words_to_rows(st, gim_stats_matrix(pred), params["method"])}
+
+    return ctx.cached("gim-stats", _parts(ctx, params, st), compute)["x"]
+
+
+@register_space("gim-next", "GIM's next-word distribution projected into the LM embedding space "
+                "(expected next-word embedding)", params=_PARAMS)
+def _gim_next(ctx, params, story):
+    st = ctx.story(story)
+
+    def compute():
+        pred, ids = gim_word_prediction(ctx, story, params)
+        emb = word_static_embeddings(ctx, story, params["model"])
+        return {"x": words_to_rows(st, gim_next_matrix(pred, ids, emb), params["method"])}
+
+    return ctx.cached("gim-next", _parts(ctx, params, st), compute)["x"]
