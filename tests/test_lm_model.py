@@ -9,6 +9,17 @@ import torch
 from _lm_fixtures import offline_lm, tiny_lm
 from gim_brain.lm import LanguageModel, LanguageModelNotFoundError, load_lm
 
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Small models on a shared 2-core machine run far faster on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 TEXT = " the cat sat on the mat and then it went to sleep in the warm afternoon sun"
 
 
@@ -57,7 +68,7 @@ def test_sequence_logprobs_chunks_beyond_max_length():
         np.testing.assert_allclose(got[t], ref[-1], atol=1e-5)
 
 
-@pytest.mark.parametrize("window", [1, 3, 6])
+@pytest.mark.parametrize("window", [1, 4])
 def test_window_passes_equal_one_pass_per_window(window):
     lm = tiny_lm()
     ids = lm.encode(TEXT)

@@ -101,34 +101,44 @@ def align_words(tokenizer, words: Sequence[str], leading_space: bool = True,
     ids = list(enc["input_ids"])
     offsets = enc["offset_mapping"]
     n = len(words)
-    owner = np.empty(len(ids), dtype=np.int64)
+    offs = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    first = np.clip(np.searchsorted(bounds, offs[:, 0], side="right") - 1, 0, n - 1)
+    last = np.clip(np.searchsorted(bounds, np.maximum(offs[:, 1], offs[:, 0] + 1) - 1, side="right") - 1,
+                   0, n - 1)
+    owner = last
     bad = np.zeros(n, dtype=bool)
-    for j, (s, e) in enumerate(offsets):
-        first = int(np.searchsorted(bounds, s, side="right") - 1)
-        last = int(np.searchsorted(bounds, max(e, s + 1) - 1, side="right") - 1)
-        first, last = min(max(first, 0), n - 1), min(max(last, 0), n - 1)
-        owner[j] = last
-        if first != last:
-            bad[first:last + 1] = True
+    for f, l in zip(first[first != last], last[first != last]):  # tokens straddling words
+        bad[f:l + 1] = True
     counts = np.bincount(owner, minlength=n) if len(ids) else np.zeros(n, dtype=np.int64)
     bad |= counts == 0
 
     out_ids: list[int] = []
     spans = np.zeros((n, 2), dtype=np.int64)
-    j = 0
-    for i in range(n):
-        start = len(out_ids)
-        if bad[i]:
-            out_ids.extend(_tokenize_piece(tokenizer, pieces[i]))
-        while j < len(ids) and owner[j] <= i:
-            if not bad[owner[j]]:
-                out_ids.append(ids[j])
-            j += 1
-        spans[i] = (start, len(out_ids))
+    if not bad.any():  # the usual case: the whole-text tokenization splits at every word
+        out_ids = ids
+        spans[:, 1] = np.cumsum(counts)
+        spans[1:, 0] = spans[:-1, 1]
+    else:
+        j = 0
+        for i in range(n):
+            start = len(out_ids)
+            if bad[i]:
+                out_ids.extend(_tokenize_piece(tokenizer, pieces[i]))
+            while j < len(ids) and owner[j] <= i:
+                if not bad[owner[j]]:
+                    out_ids.append(ids[j])
+                j += 1
+            spans[i] = (start, len(out_ids))
 
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     unk = getattr(tokenizer, "unk_token_id", None)
-    for i in range(n):
+    if unk is not None:
+        special.add(unk)
+    arr = np.asarray(out_ids, dtype=np.int64)
+    flagged = np.isin(arr, np.fromiter(special, dtype=np.int64, count=len(special)))
+    suspects = np.unique(np.searchsorted(spans[:, 1], np.flatnonzero(flagged), side="right"))
+    suspects = np.union1d(suspects, np.flatnonzero(spans[:, 1] == spans[:, 0]))
+    for i in suspects:
         s, e = spans[i]
         if e == s:
             raise UnencodableWordError(f"{_describe(story)}word {i} ({words[i]!r}) gives no token "
@@ -141,5 +151,5 @@ def align_words(tokenizer, words: Sequence[str], leading_space: bool = True,
                 f"{_describe(story)}word {i} ({words[i]!r}) encodes to {kind} "
                 f"{tokenizer.convert_ids_to_tokens(hit)}; the tokenizer cannot represent it as text. "
                 f"Clean or replace this word before extracting LM features")
-    return WordAlignment(words=words, text=text, ids=np.asarray(out_ids, dtype=np.int64),
+    return WordAlignment(words=words, text=text, ids=arr,
                          spans=spans, char_spans=np.stack([bounds[:-1], bounds[1:]], axis=1))
