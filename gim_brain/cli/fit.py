@@ -60,6 +60,12 @@ def run(args) -> int:
     if not test:
         raise UsageError(f"none of the test stories {ds.test_stories} has both words and responses "
                          f"of {args.subject}")
+    if args.train_stories:
+        bad = [s for s in args.train_stories if s not in set(stories) or s in set(test)]
+        if bad:
+            raise UsageError(f"--train-stories: {', '.join(bad)} are test stories or lack words or "
+                             f"responses of {args.subject}")
+        stories = list(dict.fromkeys(list(args.train_stories) + test))
     params = parse_kv(args.param)
     delays = parse_delays(args.delays)
     try:  # check every SPEC and parameter before any expensive work
@@ -75,7 +81,8 @@ def run(args) -> int:
     parameters = {"manifest": str(args.manifest), "data_root": str(args.data_root),
                   "backend": args.backend, "delays": list(delays), "params": params,
                   "model": args.model, "n_folds": args.n_folds,
-                  "n_permutations": args.n_permutations, "train_stories": len(stories) - len(test),
+                  "n_permutations": args.n_permutations,
+                  "train_stories": [s for s in stories if s not in set(test)],
                   "test_stories_without_data": dropped}
     previous = {}
     if args.resume and (out / "summary.json").is_file():
@@ -83,7 +90,8 @@ def run(args) -> int:
         if old.get("parameters") == json.loads(json.dumps(parameters)):
             previous = old.get("feature_sets", {})
     ctx = SpaceContext(ds, subject=args.subject, progress=not args.no_progress,
-                       lm_model=args.model, device=args.device)
+                       lm_model=args.model, device=args.device,
+                       train_stories=[s for s in stories if s not in set(test)])
     Y = {s: ds.load_responses(args.subject, s) for s in stories}
     results = {}
     for spec in args.features:
@@ -125,6 +133,9 @@ def register(subparsers) -> None:
     p.add_argument("--n-folds", type=int, default=5, help="story-grouped CV folds (default 5)")
     p.add_argument("--n-permutations", type=int, default=1000,
                    help="block permutations for p-values (0: none)")
+    p.add_argument("--train-stories", nargs="+", metavar="STORY", default=None,
+                   help="train on these stories only (default: every non-test story with words "
+                        "and responses)")
     p.add_argument("--resume", action="store_true",
                    help="reuse SPECs already in OUT/summary.json fitted with the same parameters")
     p.add_argument("--out", help="run directory")
