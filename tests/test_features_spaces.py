@@ -136,3 +136,16 @@ def test_wordrate_on_real_story(lebel_root, tmp_path):
     counts = story.grid.words_per_row(story.transcript.onsets)
     assert d.X["wheretheressmoke"].shape == (291, 1)
     assert np.corrcoef(d.X["wheretheressmoke"][:, 0], counts)[0, 1] > 0.999
+
+
+def test_story_without_words_is_a_clear_error():
+    from gim_brain.data import Story, Transcript, TRGrid
+    from gim_brain.data.cleaning import CleaningReport
+    from gim_brain.features import EmptyStoryError
+    from gim_brain.features.context import words_to_rows
+
+    report = CleaningReport()
+    empty = Story("silence", Transcript([], np.zeros(0), np.zeros(0)),
+                  TRGrid.from_convention(30, 2.0, 10.0, 10, 10), report)
+    with pytest.raises(EmptyStoryError, match="story 'silence' has no words"):
+        words_to_rows(empty, np.zeros((0, 3)))
