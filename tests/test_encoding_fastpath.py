@@ -109,3 +109,16 @@ def test_bad_alphas_and_shapes():
         ridge_cv_fastpath(X, Y, folds, [1.0, -1.0])
     with pytest.raises(ValueError, match="rows"):
         ridge_cv_fastpath(X, Y[:-1], folds, ALPHAS)
+
+
+def test_per_story_blocks_give_the_same_fit_as_the_concatenation():
+    X, Y, W = synthetic_stories(5, 8, 30, seed=4)
+    rows = {s: x.shape[0] for s, x in X.items()}
+    Xc = np.concatenate(list(X.values()))
+    folds = story_folds(rows, 3)
+    with use_backend("numpy"):
+        whole = ridge_cv_fastpath(Xc, np.concatenate(list(Y.values())), folds, ALPHAS,
+                                  n_targets_batch=7)
+        blocks = ridge_cv_fastpath(Xc, list(Y.values()), folds, ALPHAS, n_targets_batch=7)
+    np.testing.assert_array_equal(whole.best_alphas, blocks.best_alphas)
+    np.testing.assert_array_equal(whole.weights, blocks.weights)

@@ -124,9 +124,10 @@ def ridge_cv_fastpath(X, Y, folds: Sequence[Fold], alphas, *, score: str = "corr
     ----------
     X : (n_rows, n_features) array
         Training design (already delayed and z-scored; no intercept is fitted).
-    Y : float32 (n_rows, n_targets) array
-        Training responses; a numpy array stays in CPU memory and is moved to the device one
-        target batch at a time (a torch tensor is used where it is).
+    Y : float32 (n_rows, n_targets) array, or list of (n_rows_story, n_targets) blocks
+        Training responses; a numpy array (or the per-story blocks, which are never
+        concatenated whole) stays in CPU memory and is moved to the device one target batch at
+        a time; a torch tensor is used where it is.
     folds : sequence of Fold
         Cross-validation splits of the rows (see :func:`gim_brain.encoding.cv.story_folds`).
     alphas : (n_alphas,) array of positive floats
@@ -159,12 +160,27 @@ def ridge_cv_fastpath(X, Y, folds: Sequence[Fold], alphas, *, score: str = "corr
     alphas_np = np.asarray(alphas, dtype=np.float64).ravel()
     if alphas_np.size == 0 or np.any(~np.isfinite(alphas_np)) or np.any(alphas_np <= 0):
         raise ValueError(f"alphas must be finite and > 0, got {alphas_np}")
-    if not hasattr(Y, "device"):  # numpy stays in CPU memory; a torch tensor stays where it is
-        Y = np.asarray(Y, dtype=np.float32)
     n_rows, n_features = X.shape
-    if Y.ndim != 2 or Y.shape[0] != n_rows:
-        raise ValueError(f"X has {n_rows} rows but Y has shape {Y.shape}")
-    n_targets = Y.shape[1]
+    if isinstance(Y, (list, tuple)):  # per-story blocks: never concatenated as a whole
+        Y_blocks = [np.asarray(y, dtype=np.float32) for y in Y]
+        shapes = [y.shape for y in Y_blocks]
+        if any(len(sh) != 2 or sh[1] != shapes[0][1] for sh in shapes):
+            raise ValueError(f"Y blocks must be 2-D with equal numbers of targets, got {shapes}")
+        y_rows, n_targets = sum(sh[0] for sh in shapes), shapes[0][1]
+
+        def y_batch(batch):
+            return np.concatenate([y[:, batch] for y in Y_blocks])
+    else:
+        if not hasattr(Y, "device"):  # numpy stays in CPU memory; a tensor stays where it is
+            Y = np.asarray(Y, dtype=np.float32)
+        if Y.ndim != 2:
+            raise ValueError(f"Y must be 2-D (n_rows, n_targets), got shape {tuple(Y.shape)}")
+        y_rows, n_targets = Y.shape
+
+        def y_batch(batch):
+            return Y[:, batch]
+    if y_rows != n_rows:
+        raise ValueError(f"X has {n_rows} rows but Y has {y_rows}")
     n_alphas = len(alphas_np)
     n_folds = len(folds)
     ddt = decomposition_dtype
@@ -216,7 +232,7 @@ def ridge_cv_fastpath(X, Y, folds: Sequence[Fold], alphas, *, score: str = "corr
                  if Xtest_d is not None else None)
 
     def compute(batch: slice) -> None:
-        Yb = _asarray(B, Y[:, batch], "float32", like=Xd)
+        Yb = _asarray(B, y_batch(batch), "float32", like=Xd)
         tb = Yb.shape[1]
         # X^T Y per fold from one pass: validation parts, and the total
         val_parts = [B.matmul(B.transpose(Xd[part["val"]], (1, 0)), Yb[part["val"]])

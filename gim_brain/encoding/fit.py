@@ -204,10 +204,11 @@ def fit_encoding(X_by_story, Y_by_story, test_stories: Sequence[str], *,
     n_bands = len(next(iter(bands.values())))
     Xs_train = [np.concatenate([bands[s][i] for s in train]) for i in range(n_bands)]
     Xs_test = [np.concatenate([bands[s][i] for s in test]) for i in range(n_bands)]
-    Y_train = np.concatenate([responses[s] for s in train])
+    Y_train_blocks = [responses[s] for s in train]  # concatenated only where a solver needs it
     Y_test = np.concatenate([responses[s] for s in test])
     test_rows = {s: responses[s].shape[0] for s in test}
-    n_targets = Y_train.shape[1]
+    n_targets = Y_test.shape[1]
+    n_train_rows = sum(train_rows.values())
     timings["prepare_s"] = time.perf_counter() - t_start
 
     extra: dict = {}
@@ -217,14 +218,14 @@ def fit_encoding(X_by_story, Y_by_story, test_stories: Sequence[str], *,
             bar = tqdm(total=n_targets, desc=f"ridge {feature_set}", unit="target",
                        disable=not progress, leave=False)
             with bar:
-                fit = fit_ridge(Xs_train[0], Y_train, folds, alphas, solver=solver, score=score,
+                fit = fit_ridge(Xs_train[0], Y_train_blocks, folds, alphas, solver=solver, score=score,
                                 X_test=Xs_test[0], return_weights=keep_weights,
                                 n_targets_batch=n_targets_batch, progress=bar)
             predictions, weights, used_solver = fit.test_predictions, fit.weights, fit.solver
             best_alphas, cv_scores = fit.best_alphas, fit.cv_scores
             spaces = [feature_set]
         else:
-            bfit = fit_banded(Xs_train, Y_train, folds, alphas, band_names=list(band_names),
+            bfit = fit_banded(Xs_train, np.concatenate(Y_train_blocks), folds, alphas, band_names=list(band_names),
                               Xs_test=Xs_test, Y_test=Y_test, solver=solver, n_iter=n_iter,
                               score=score, return_weights=keep_weights,
                               n_targets_batch=n_targets_batch,
@@ -261,7 +262,7 @@ def fit_encoding(X_by_story, Y_by_story, test_stories: Sequence[str], *,
     provenance = dict(
         versions=_versions(), parameters=parameters, backend_used=backend_name,
         solver_used=used_solver, timings=timings,
-        shapes=dict(n_train_rows=int(Y_train.shape[0]), n_test_rows=int(Y_test.shape[0]),
+        shapes=dict(n_train_rows=int(n_train_rows), n_test_rows=int(Y_test.shape[0]),
                     n_features=[int(X.shape[1]) for X in Xs_train], n_targets=int(n_targets)),
         created_unix=time.time(),
     )

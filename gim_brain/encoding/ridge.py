@@ -107,7 +107,8 @@ def fit_ridge(X, Y, folds: Sequence[Fold], alphas, *, solver: str = "auto",
     Parameters
     ----------
     X : float32 (n_rows, n_features)
-    Y : float32 (n_rows, n_targets)
+    Y : float32 (n_rows, n_targets), or list of per-story blocks (rows in order)
+        The fast path never concatenates the blocks whole (memory of a full subject).
     folds : sequence of Fold
     alphas : (n_alphas,) positive floats
     solver : {"auto", "fastpath", "ridge", "kernel"}
@@ -126,7 +127,7 @@ def fit_ridge(X, Y, folds: Sequence[Fold], alphas, *, solver: str = "auto",
     from himalaya.backend import get_backend
 
     n_rows, n_features = np.shape(X)
-    n_targets = np.shape(Y)[1]
+    n_targets = (Y[0] if isinstance(Y, (list, tuple)) else Y).shape[1]
     solver = choose_solver(n_rows, n_features, solver)
     if solver == "fastpath":
         out = ridge_cv_fastpath(X, Y, folds, alphas, score=score, X_test=X_test,
@@ -135,6 +136,8 @@ def fit_ridge(X, Y, folds: Sequence[Fold], alphas, *, solver: str = "auto",
         return RidgeFit(out.best_alphas, out.cv_scores, out.weights, out.test_predictions,
                         solver, out.n_targets_batch)
 
+    if isinstance(Y, (list, tuple)):
+        Y = np.concatenate(Y)
     B = get_backend()
     if n_targets_batch is None:
         per_target = 4 * len(alphas) * n_rows * 3
