@@ -227,3 +227,13 @@ def test_lm_distribution_similarity_is_one_minus_jsd_bits(tiny):
 def test_lm_hidden_rejects_unknown_ids(tiny):
     with pytest.raises(ValueError, match="unknown token id"):
         LMHiddenEmbedder(tiny, layer=1, window=4).embed([1, tiny.vocab_size + 5])
+
+
+def test_embeddings_are_cached_by_content(tmp_path):
+    from gim_brain._cache import NpzCache
+    g = GIM(BagOfTokensEmbedder(20, 3), cache=NpzCache(tmp_path))
+    ids = np.array([1, 2, 3, 4, 1, 2])
+    e1, c1 = g.embed(ids, return_cached=True)
+    e2, c2 = g.embed(ids, return_cached=True)
+    e3, c3 = g.embed(ids[:-1], return_cached=True)
+    assert (c1, c2, c3) == (False, True, False) and np.array_equal(e1, e2)

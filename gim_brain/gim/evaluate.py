@@ -100,7 +100,8 @@ def evaluate_documents(documents, gim: GIM, lm=None, context: int = 1024,
     dict
         ``{"methods": {name: {"top1", "top1_lenient", "tokens_per_s", "n_predictions",
         "seconds", ["branch_usage"]}}, "n_predictions": int, "context": int,
-        "n_documents": int}``; methods that cannot run (no embedder, no reference, no LM) are
+        "n_documents": int, "embeddings_from_cache": int}`` (documents whose fuzzy embeddings
+        came from the cache: their embedding time, hence gim/fuzzy tokens/s, is not measured); methods that cannot run (no embedder, no reference, no LM) are
         absent.
     """
     unknown = set(methods) - set(METHODS)
@@ -129,6 +130,7 @@ def evaluate_documents(documents, gim: GIM, lm=None, context: int = 1024,
         from tqdm.auto import tqdm
         bar = tqdm(total=sum(len(d) - 1 for d in docs), desc="lm-eval", unit="tok")
     embeddings_of = {}
+    n_cached = 0
     for d, (start, stop, first) in windows:
         doc = docs[d]
         ids = doc[start:stop]
@@ -139,8 +141,10 @@ def evaluate_documents(documents, gim: GIM, lm=None, context: int = 1024,
             if gim.embedder is not None:
                 if d not in embeddings_of:
                     t0 = time.perf_counter()
-                    embeddings_of = {d: gim.embed(doc)}   # embed once per document
+                    emb_doc, cached = gim.embed(doc, return_cached=True)   # once per document
+                    embeddings_of = {d: emb_doc}
                     embed_s = time.perf_counter() - t0
+                    n_cached += int(cached)
                     for m in ("gim", "fuzzy"):
                         if m in tallies:
                             tallies[m].seconds += embed_s
@@ -173,4 +177,5 @@ def evaluate_documents(documents, gim: GIM, lm=None, context: int = 1024,
         bar.close()
     n_pred = sum(len(d) - 1 for d in docs)
     return {"methods": {m: t.result() for m, t in tallies.items()}, "n_predictions": n_pred,
-            "context": context, "n_documents": len(docs)}
+            "context": context, "n_documents": len(docs),
+            "embeddings_from_cache": n_cached}

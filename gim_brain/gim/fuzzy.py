@@ -172,13 +172,24 @@ def make_embedder(kind: str, lm, **params) -> PositionEmbedder:
     return EMBEDDERS[kind](lm, **params)
 
 
-def embed_document(embedder: PositionEmbedder, ids, cache: NpzCache | None = None) -> np.ndarray:
-    """Embed a document once, through an optional content-keyed cache."""
+def embed_document(embedder: PositionEmbedder, ids, cache: NpzCache | None = None,
+                   return_cached: bool = False):
+    """Embed a document once, through an optional content-keyed cache.
+
+    With ``return_cached=True`` returns ``(embeddings, came_from_cache)``.
+    """
     ids = check_token_ids(ids)
-    if cache is None:
-        return embedder.embed(ids)
-    key = content_key("gim-fuzzy-embedding", embedder.cache_parts(), ids)
-    return cache.get_or_compute(key, lambda: {"e": embedder.embed(ids)})["e"]
+    found = None
+    if cache is not None:
+        key = content_key("gim-fuzzy-embedding", embedder.cache_parts(), ids)
+        found = cache.load(key)
+    if found is not None:
+        emb = found["e"]
+    else:
+        emb = embedder.embed(ids)
+        if cache is not None:
+            cache.save(key, {"e": emb})
+    return (emb, found is not None) if return_cached else emb
 
 
 class FuzzyResult:

@@ -298,11 +298,15 @@ class GIM:
             raise ValueError(f"vocabulary sizes disagree between embedder, reference index and "
                              f"vocab_size: {vs} (they must share one tokenizer)")
 
-    def embed(self, ids) -> np.ndarray:
-        """Fuzzy embeddings of a whole document (computed once; cached when ``cache`` is set)."""
+    def embed(self, ids, return_cached: bool = False):
+        """Fuzzy embeddings ``(n, d)`` of a whole document (computed once; cached when ``cache`` is set).
+
+        With ``return_cached=True`` returns ``(embeddings, came_from_cache)``.
+        """
         if self.embedder is None:
             raise ValueError("this GIM has no fuzzy embedder")
-        return embed_document(self.embedder, check_token_ids(ids, self._vocab_size()), self.cache)
+        return embed_document(self.embedder, check_token_ids(ids, self._vocab_size()), self.cache,
+                              return_cached=return_cached)
 
     def predict_document(self, ids, embeddings: np.ndarray | None = None) -> DocumentPrediction:
         """Predict the next token at every position of one document.
