@@ -111,3 +111,19 @@ def test_bad_input_errors():
         word_features(lm, ["a", "<|im_start|>"], story="x", cache=False)
     with pytest.raises(ValueError, match="lower context_tokens or stride"):
         word_features(lm, ["word"] * 3000, context_tokens=1500, stride=1000, story="long", cache=False)
+
+
+def test_other_architecture_gpt2():
+    """Block discovery, hooks and the chunk definition also hold for GPT-2 (learned positions)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from gim_brain.lm import LanguageModel
+
+    tok = tiny_lm().tokenizer
+    torch.manual_seed(2)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=3, n_head=2, n_positions=128))
+    lm = LanguageModel.from_pretrained_objects(model, tok, "tiny-gpt2")
+    assert lm.n_layers == 3 and lm.hidden_size == 16
+    words = "the quick brown fox jumps over the lazy dog while the cat sleeps in the sun".split()
+    kw = dict(layers=[1, 3], context_tokens=3, stride=2, surprisal=True, progress=False)
+    _assert_same(word_features(lm, words, cache=False, batch_size=2, **kw), word_features_per_word(lm, words, **kw))

@@ -130,3 +130,18 @@ def test_bad_paths_devices_and_dtypes(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             load_lm(None, device="cuda")
+
+
+def test_load_from_local_folder_and_gguf_file(tmp_path):
+    from gim_brain.lm.loading import _offline_gguf_path
+
+    tiny = tiny_lm()
+    tiny.model.save_pretrained(tmp_path)
+    tiny.tokenizer.save_pretrained(tmp_path)
+    lm = load_lm(str(tmp_path), device="cpu")
+    ids = tiny.encode(TEXT)
+    np.testing.assert_allclose(lm.sequence_logprobs(ids), tiny.sequence_logprobs(ids), atol=1e-6)
+    from_gguf = load_lm(_offline_gguf_path(), device="cpu")  # converted copy reused from the cache
+    short = offline_lm().encode("The capital of France")
+    assert from_gguf.n_layers == 30
+    np.testing.assert_array_equal(from_gguf.sequence_logprobs(short), offline_lm().sequence_logprobs(short))

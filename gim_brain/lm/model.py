@@ -74,7 +74,8 @@ class LanguageModel:
 
     @property
     def hidden_size(self) -> int:
-        return int(self.model.get_input_embeddings().weight.shape[1])
+        size = getattr(self.model.config, "hidden_size", None)
+        return int(size) if size else int(self.model.get_input_embeddings().weight.shape[1])
 
     @property
     def vocab_size(self) -> int:
