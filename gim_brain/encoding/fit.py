@@ -190,8 +190,8 @@ def fit_encoding(X_by_story, Y_by_story, test_stories: Sequence[str], *,
 
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-    bands, responses, train, test, skipped = _check_inputs(X_by_story, Y_by_story, test_stories,
-                                                   band_names)
+    bands, responses, train, test, skipped = _check_inputs(X_by_story, Y_by_story,
+                                                           test_stories, band_names)
     train_rows = {s: responses[s].shape[0] for s in train}
     folds = story_folds(train_rows, n_folds)
     backend_name = resolve_backend(backend)
@@ -218,16 +218,17 @@ def fit_encoding(X_by_story, Y_by_story, test_stories: Sequence[str], *,
             bar = tqdm(total=n_targets, desc=f"ridge {feature_set}", unit="target",
                        disable=not progress, leave=False)
             with bar:
-                fit = fit_ridge(Xs_train[0], Y_train_blocks, folds, alphas, solver=solver, score=score,
-                                X_test=Xs_test[0], return_weights=keep_weights,
+                fit = fit_ridge(Xs_train[0], Y_train_blocks, folds, alphas, solver=solver,
+                                score=score, X_test=Xs_test[0], return_weights=keep_weights,
                                 n_targets_batch=n_targets_batch, progress=bar)
             predictions, weights, used_solver = fit.test_predictions, fit.weights, fit.solver
             best_alphas, cv_scores = fit.best_alphas, fit.cv_scores
             spaces = [feature_set]
         else:
-            bfit = fit_banded(Xs_train, np.concatenate(Y_train_blocks), folds, alphas, band_names=list(band_names),
-                              Xs_test=Xs_test, Y_test=Y_test, solver=solver, n_iter=n_iter,
-                              score=score, return_weights=keep_weights,
+            bfit = fit_banded(Xs_train, np.concatenate(Y_train_blocks), folds, alphas,
+                              band_names=list(band_names), Xs_test=Xs_test, Y_test=Y_test,
+                              solver=solver, n_iter=n_iter, score=score,
+                              return_weights=keep_weights,
                               n_targets_batch=n_targets_batch,
                               variance_partitioning=variance_partitioning, random_state=seed)
             predictions, weights, used_solver = bfit.test_predictions, bfit.weights, bfit.solver
