@@ -60,7 +60,7 @@ def compare(args, lm, ds) -> None:
     max_rel = float((np.abs(a - b) / np.maximum(np.abs(b).max(axis=1, keepdims=True), 1e-12)).max())
     per_word_story = t_per_word / len(idx) * n_words
     speedup = per_word_story / t_chunked
-    print(f"model {lm.name} on {lm.device}, torch threads {torch.get_num_threads()}")
+    print(f"model {lm.name} ({args.dtype}) on {lm.device}, torch threads {torch.get_num_threads()}")
     print(f"story {args.story}: {n_words} words, {n_tokens} tokens; layer {layer}, context "
           f"{args.context} tokens, stride {args.stride or args.context}")
     print(f"chunked  : {t_chunked:8.2f} s for the whole story   {n_tokens / t_chunked:8.1f} tokens/s  "
@@ -109,13 +109,14 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="float32", help="float64 shows the chunking is exact up to rounding")
     p.add_argument("--all-lebel", action="store_true", help="featurize all stories (llm-space defaults)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     ds = _dataset(args.data_root)
     t0 = time.perf_counter()
-    lm = load_lm(args.model, device=args.device)
+    lm = load_lm(args.model, device=args.device, dtype=args.dtype)
     print(f"load_lm: {time.perf_counter() - t0:.2f} s")
     (all_lebel if args.all_lebel else compare)(args, lm, ds)
 

@@ -127,3 +127,20 @@ def test_other_architecture_gpt2():
     words = "the quick brown fox jumps over the lazy dog while the cat sleeps in the sun".split()
     kw = dict(layers=[1, 3], context_tokens=3, stride=2, surprisal=True, progress=False)
     _assert_same(word_features(lm, words, cache=False, batch_size=2, **kw), word_features_per_word(lm, words, **kw))
+
+
+def test_chunking_is_exact_in_float64(avatar_words):
+    """In float64 the chunked and per-word paths agree to rounding: the difference is not a model one."""
+    import copy
+
+    from gim_brain.lm import LanguageModel
+
+    tiny = tiny_lm()
+    lm = LanguageModel.from_pretrained_objects(copy.deepcopy(tiny.model).double(), tiny.tokenizer, "tiny64")
+    kw = dict(layers=[2, 4], context_tokens=10, stride=6, surprisal=True, progress=False)
+    chunked = word_features(lm, avatar_words[:60], cache=False, batch_size=4, **kw)
+    ref = word_features_per_word(lm, avatar_words[:60], **kw)
+    assert chunked.hidden[4].dtype == np.float64
+    for layer in (2, 4):
+        np.testing.assert_allclose(chunked.hidden[layer], ref.hidden[layer], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(chunked.surprisal, ref.surprisal, rtol=0, atol=1e-10)

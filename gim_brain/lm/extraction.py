@@ -65,6 +65,8 @@ class WordFeatures:
         Present when requested.
     params : dict
         Model name, layers, context_tokens, stride, prefix.
+
+    Arrays are float64 instead of float32 when the model itself is float64.
     """
 
     words: list
@@ -137,11 +139,12 @@ def _read_rows(lm: LanguageModel, plan: _Plan, rows: list[tuple[int, int, np.nda
     for r, (start, end, _) in enumerate(rows):
         batch[r, :end - start] = plan.ids[start:end]
     final_needed = surprisal or next_token
+    wide = torch.float64 if _out_dtype(lm) == np.float64 else torch.float32
     hs, final = lm.forward(torch.as_tensor(batch), layers, final=final_needed)
     for r, (start, _end, widx) in enumerate(rows):
         last = plan.spans[widx, 1] - 1 - start
         for layer in layers:
-            out["hidden"][layer][widx] = hs[layer][r, torch.as_tensor(last)].float().cpu().numpy()
+            out["hidden"][layer][widx] = hs[layer][r, torch.as_tensor(last)].to(wide).cpu().numpy()
         if not final_needed:
             continue
         if surprisal:
@@ -155,22 +158,27 @@ def _read_rows(lm: LanguageModel, plan: _Plan, rows: list[tuple[int, int, np.nda
             total = np.zeros(len(widx), dtype=np.float64)
             if pos:
                 lp = lm.logprobs_from_final(final[r, torch.as_tensor(pos)])
-                vals = lp.gather(1, torch.as_tensor(tgt, device=lp.device)[:, None])[:, 0].double().cpu().numpy()
+                vals = lp.to(wide).gather(1, torch.as_tensor(tgt, device=lp.device)[:, None])[:, 0].double().cpu().numpy()
                 local = np.searchsorted(widx, owner)
                 np.add.at(total, local, vals)
             first_tokens_missing = plan.spans[widx, 0] == 0
             total[first_tokens_missing] = np.nan
-            out["surprisal"][widx] = (-total / _LN2).astype(np.float32)
+            out["surprisal"][widx] = -total / _LN2
         if next_token:
             lp = lm.logprobs_from_final(final[r, torch.as_tensor(last)])
-            out["next_token_logprobs"][widx] = lp.cpu().numpy()
+            out["next_token_logprobs"][widx] = lp.to(wide).cpu().numpy()
+
+
+def _out_dtype(lm: LanguageModel):
+    """float32, or float64 for a float64 model (used to show the chunking is exact)."""
+    return np.float64 if next(lm.model.parameters()).dtype == torch.float64 else np.float32
 
 
 def _empty_outputs(lm, plan, layers, surprisal, next_token) -> dict:
-    n = len(plan.words)
-    out = {"hidden": {layer: np.empty((n, lm.hidden_size), dtype=np.float32) for layer in layers}}
-    out["surprisal"] = np.empty(n, dtype=np.float32) if surprisal else None
-    out["next_token_logprobs"] = np.empty((n, lm.vocab_size), dtype=np.float32) if next_token else None
+    n, dt = len(plan.words), _out_dtype(lm)
+    out = {"hidden": {layer: np.empty((n, lm.hidden_size), dtype=dt) for layer in layers}}
+    out["surprisal"] = np.empty(n, dtype=dt) if surprisal else None
+    out["next_token_logprobs"] = np.empty((n, lm.vocab_size), dtype=dt) if next_token else None
     return out
 
 

@@ -207,10 +207,10 @@ class LanguageModel:
     def logprobs_from_final(self, final: torch.Tensor) -> torch.Tensor:
         """Log-softmax of the LM head applied to final hidden states ``(..., hidden)`` (float32)."""
         logits = self.model.get_output_embeddings()(final)
-        return torch.log_softmax(logits.float(), dim=-1)
+        return torch.log_softmax(logits if logits.dtype == torch.float64 else logits.float(), dim=-1)
 
     # ------------------------------------------------------------------ public passes
-    def sequence_logprobs(self, ids, batch_size: int = 1) -> np.ndarray:
+    def sequence_logprobs(self, ids) -> np.ndarray:
         """``log p(next token | ids[:t+1])`` for every t, float32 ``(n, vocab)``.
 
         One causal pass when ``n <= max_length``; beyond it, position t reads the window that
