@@ -162,7 +162,9 @@ def write_report(run: str | Path, maps: bool = True, extra_images: dict[str, Pat
     run : path
         A run directory (must have ``summary.json``).
     maps : bool
-        Draw glass-brain maps (volume targets only) with :func:`make_volume_maps`.
+        Draw glass-brain maps (volume targets only) with :func:`make_volume_maps` when
+        ``RUN/maps`` holds no PNG yet (``gim-brain map RUN --out RUN/maps`` makes richer ones);
+        every PNG under ``RUN/maps`` is included.
     extra_images : dict title -> PNG path, optional
         More figures to include (e.g. the demo's planted-vs-recovered map).
     """
@@ -183,14 +185,15 @@ def write_report(run: str | Path, maps: bool = True, extra_images: dict[str, Pat
             parts.append("<h2>Planted structure recovered</h2>"
                          + _table(prs, ["space", "n_voxels", "recovered", "fraction"]))
     images: dict[str, Path] = dict(extra_images or {})
-    if maps and (run / "results").is_dir():
+    has_pngs = (run / "maps").is_dir() and any((run / "maps").rglob("*.png"))
+    if maps and not has_pngs and (run / "results").is_dir():
         try:
             images.update(make_volume_maps(run))
         except (ImportError, OSError, ValueError) as exc:
             parts.append(f"<p>Maps could not be drawn: {html.escape(str(exc))}</p>")
-    for png in sorted((run / "maps").glob("*.png")) if (run / "maps").is_dir() else []:
+    for png in sorted((run / "maps").rglob("*.png")) if (run / "maps").is_dir() else []:
         if png not in images.values():
-            images[png.stem] = png
+            images[str(png.relative_to(run / "maps").with_suffix(""))] = png
     if images:
         parts.append("<h2>Maps</h2>")
         for title, path in images.items():

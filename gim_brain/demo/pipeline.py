@@ -1,0 +1,349 @@
+"""The whole demo chain: demo dataset -> features -> fits (single spaces and banded) -> maps ->
+planted-structure recovery -> ``summary.json`` and ``report.html``.
+
+The fit goes through the same path as a user's experiment: the demo writes a TOML run config
+(``OUT/demo.toml``) and runs ``gim-brain fit`` on it, so the run directory is an ordinary one
+(``OUT/summary.json``, ``OUT/results/<slug>/``, ``OUT/targets.json``) with the demo's own keys added
+to ``summary.json``: ``planted_recovery`` (fraction of planted voxels whose largest share of the
+banded fit's held-out R² belongs to the space that drives them), ``planted`` (per space) and
+``timings``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._cache import atomic_write_bytes
+from .dataset import MANIFEST_NAME, DemoParams, build_demo_dataset, load_planted
+
+__all__ = ["DemoConfig", "planted_recovery", "run_demo", "write_demo_config", "band_space"]
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What the demo fits and how.
+
+    Attributes
+    ----------
+    data : DemoParams
+        The simulated dataset.
+    n_folds : int
+        Story-grouped CV folds over the training stories.
+    n_permutations : int
+        Block permutations for p-values (0: none).
+    alphas : tuple of float
+        Ridge grid (coarser than the fit command's 17 values, for speed).
+    n_iter : int
+        Random-search draws of the banded fit's space weights.
+    variance_partitioning : bool
+        Fit the leave-one-space-out models too (unique variance per space).
+    single_spaces : bool
+        Also fit each planted space alone (for the comparison table); the banded fit alone
+        suffices for ``planted_recovery``.
+    maps : str
+        Map kinds drawn by ``gim-brain map`` for each space's unique variance (or split R²)
+        in the banded fit (comma-separated; "" for none).
+    surface_map : bool
+        Also draw the banded fit's held-out r on the fsaverage5 surface.
+    backend : str
+    blas_threads : int or None
+        Threads of the BLAS library during the fit (None: leave as is). One thread is much faster
+        for the many small decompositions of the banded random search on a busy 2-core machine.
+    """
+
+    data: DemoParams = DemoParams()
+    n_folds: int = 4
+    n_permutations: int = 1000
+    alphas: tuple[float, ...] = tuple(float(a) for a in np.logspace(0, 8, 9))
+    n_iter: int = 10
+    variance_partitioning: bool = True
+    single_spaces: bool = True
+    maps: str = "volume"
+    surface_map: bool = True
+    backend: str = "numpy"
+    blas_threads: int | None = 1
+
+    @property
+    def spaces(self) -> list[str]:
+        seen: list[str] = []
+        for region in self.data.regions:
+            if region.space not in seen:
+                seen.append(region.space)
+        return seen
+
+    def spec(self, space: str) -> str:
+        """The SPEC of one space with the parameters the simulation used (``llm[layer=3]``)."""
+        params = self.data.space_params.get(space, {})
+        if not params:
+            return space
+        return space + "[" + ";".join(f"{k}={v}" for k, v in params.items()) + "]"
+
+    @property
+    def banded_spec(self) -> str:
+        return ",".join(self.spec(s) for s in self.spaces)
+
+    @property
+    def feature_sets(self) -> list[str]:
+        singles = [self.spec(s) for s in self.spaces] if self.single_spaces else []
+        return singles + [self.banded_spec]
+
+
+def band_space(label: str) -> str:
+    """Space name of a band label: ``"llm[layer=3]"`` -> ``"llm"`` (one-space bands only)."""
+    return re.sub(r"\[.*\]$", "", label.strip())
+
+
+def planted_recovery(split_scores: dict[str, np.ndarray], labels: np.ndarray,
+                     region_spaces: list[str]) -> dict[str, Any]:
+    """How many planted voxels are best explained by their driving space in a banded fit.
+
+    Parameters
+    ----------
+    split_scores : dict band label -> (n_voxels,)
+        Each band's share of the held-out R² (``EncodingResult.split_scores``).
+    labels : int (n_voxels,)
+        Planted region of each voxel (-1: none).
+    region_spaces : list of str
+        Driving space of each region.
+
+    Returns
+    -------
+    dict with ``fraction`` (over all planted voxels), ``per_space`` ({space: n_voxels,
+    recovered, fraction}) and ``best_space`` (n_voxels,) str of the winning band's space.
+    """
+    bands = list(split_scores)
+    spaces = [band_space(b) for b in bands]
+    missing = sorted(set(region_spaces) - set(spaces))
+    if missing:
+        raise ValueError(f"the banded fit has no band for planted space(s) {missing}; bands: {bands}")
+    stack = np.stack([np.nan_to_num(np.asarray(split_scores[b], np.float64), nan=-np.inf)
+                      for b in bands])
+    best = np.array(spaces, dtype=object)[np.argmax(stack, axis=0)]
+    labels = np.asarray(labels)
+    per_space: dict[str, dict[str, Any]] = {}
+    hits = total = 0
+    for k, space in enumerate(region_spaces):
+        vox = labels == k
+        n = int(vox.sum())
+        ok = int(np.sum(best[vox] == space))
+        entry = per_space.setdefault(space, {"n_voxels": 0, "recovered": 0})
+        entry["n_voxels"] += n
+        entry["recovered"] += ok
+        hits += ok
+        total += n
+    for entry in per_space.values():
+        entry["fraction"] = entry["recovered"] / entry["n_voxels"] if entry["n_voxels"] else float("nan")
+    return {"fraction": hits / total if total else float("nan"), "per_space": per_space,
+            "best_space": best}
+
+
+def write_demo_config(path: Path, data_root: Path, out: Path, config: DemoConfig,
+                      subject: str) -> Path:
+    """The demo's fit as a TOML run config (what a user would write for the same experiment)."""
+    text = "\n".join([
+        "# gim-brain demo: the fit that `gim-brain demo` ran. Rerun it with",
+        f"#   gim-brain fit {path.name}",
+        'name = "demo"',
+        "",
+        "[dataset]",
+        f"manifest = {json.dumps(str(data_root / MANIFEST_NAME))}",
+        f"data_root = {json.dumps(str(data_root))}",
+        f"subjects = [{json.dumps(subject)}]",
+        "",
+        "[features]",
+        f"sets = {json.dumps(config.feature_sets)}",
+        "",
+        "[encoding]",
+        f'backend = "{config.backend}"',
+        f"n_folds = {config.n_folds}",
+        f"n_permutations = {config.n_permutations}",
+        "",
+        "[outputs]",
+        f"out = {json.dumps(str(out))}",
+        "",
+    ])
+    atomic_write_bytes(path, text.encode())
+    return path
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("gim-brain", "numpy", "scipy", "torch", "transformers", "himalaya", "nilearn",
+                "scikit-learn"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _planted_figure(labels: np.ndarray, best: np.ndarray, region_spaces: list[str], mask_path: Path):
+    """Glass brains of the planted regions and of the recovered best space (planted voxels)."""
+    import matplotlib.pyplot as plt
+    from nilearn import plotting
+
+    from ..maps import values_to_img
+
+    spaces = list(dict.fromkeys(region_spaces))
+    code = {s: i + 1 for i, s in enumerate(spaces)}
+    planted = np.array([code[region_spaces[k]] if k >= 0 else 0 for k in labels], np.float32)
+    recovered = np.array([code.get(b, 0) if k >= 0 else 0 for k, b in zip(labels, best)], np.float32)
+    fig, axes = plt.subplots(2, 1, figsize=(10, 6.5))
+    cmap = plt.get_cmap("Set1", max(3, len(spaces)))
+    names = ", ".join(f"{i + 1}={s}" for i, s in enumerate(spaces))
+    for ax, values, title in ((axes[0], planted, f"planted driving space ({names})"),
+                              (axes[1], recovered, "best band in the banded fit (planted voxels)")):
+        plotting.plot_glass_brain(values_to_img(values, mask_path), axes=ax, display_mode="lzr",
+                                  cmap=cmap, vmin=0.5, vmax=len(spaces) + 0.5, threshold=0.5,
+                                  title=title, colorbar=True, resampling_interpolation="nearest")
+    return fig
+
+
+def _fit(root: Path, out: Path, config: DemoConfig, subject: str, progress: bool) -> dict:
+    """Features and encoding fits of every feature set; writes the run directory."""
+    from contextlib import nullcontext
+
+    from ..data import load_dataset
+    from ..encoding import fit_encoding, write_run
+    from ..features import SpaceContext, build_design
+
+    ds = load_dataset(root / MANIFEST_NAME, root)
+    stories = ds.stories_with_responses(subject, require_words=True)
+    test = [s for s in ds.test_stories if s in stories]
+    ctx = SpaceContext(ds, subject=subject, progress=progress)
+    Y = {s: ds.load_responses(subject, s) for s in stories}
+    targets = {"kind": "volume", "mask": str(root / "mask.nii.gz"), "subject": subject,
+               "order": "nifti", "space": "MNI152"}
+    parameters = {"manifest": str(root / MANIFEST_NAME), "data_root": str(root),
+                  "backend": config.backend, "n_folds": config.n_folds,
+                  "n_permutations": config.n_permutations, "alphas": list(config.alphas),
+                  "n_iter": config.n_iter, "variance_partitioning": config.variance_partitioning,
+                  "space_params": config.data.space_params, "blas_threads": config.blas_threads,
+                  "train_stories": [s for s in stories if s not in test]}
+    if config.blas_threads:
+        from threadpoolctl import threadpool_limits
+
+        limit = threadpool_limits(limits=config.blas_threads)
+    else:
+        limit = nullcontext()
+    results = {}
+    with limit:
+        for spec in config.feature_sets:
+            t = time.perf_counter()
+            design = build_design(ctx, spec, stories)
+            banded = len(design.bands) > 1
+            X = ({s: [x[:, design.band_slices[b]] for b in design.bands]
+                  for s, x in design.X.items()} if banded else design.X)
+            result = fit_encoding(X, Y, test, alphas=config.alphas, n_folds=config.n_folds,
+                                  backend=config.backend, n_permutations=config.n_permutations,
+                                  feature_set=spec, band_names=design.bands if banded else None,
+                                  n_iter=config.n_iter, progress=progress,
+                                  variance_partitioning=config.variance_partitioning)
+            result.provenance = dict(result.provenance or {}, features=design.describe(),
+                                     features_and_fit_s=time.perf_counter() - t)
+            results[spec] = result
+    write_run(out, results, subject=subject, test_stories=test, targets=targets,
+              parameters=parameters)
+    return results
+
+
+def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), progress: bool = True,
+             data_root: str | Path | None = None) -> dict:
+    """Run the whole demo into ``out`` and return its ``summary.json`` as a dict.
+
+    Parameters
+    ----------
+    out : path
+        Run directory (created). The demo dataset goes to ``out/data`` unless ``data_root``.
+    config : DemoConfig
+    progress : bool
+    data_root : path, optional
+        Where to build (or find, if already built with the same parameters) the demo dataset.
+    """
+    from ..cli.main import main as cli_main
+    from ..report import write_report
+
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(data_root).resolve() if data_root is not None else out / "data"
+    marker = root / ".complete.json"
+    fresh = not (marker.is_file() and json.loads(marker.read_text()).get("key") == config.data.key())
+    if fresh:
+        build_demo_dataset(root, config.data, progress=progress)
+    timings["dataset_s"] = time.perf_counter() - t0
+    planted = load_planted(root)
+    subject = config.data.subjects[0]
+
+    t = time.perf_counter()
+    cfg_path = write_demo_config(out / "demo.toml", root, out, config, subject)
+    results = _fit(root, out, config, subject, progress)
+    timings["features_and_fit_s"] = time.perf_counter() - t
+
+    banded = results[config.banded_spec]
+    region_spaces = [r["space"] for r in planted["regions"]]
+    rec = planted_recovery(banded.split_scores, planted["labels"], region_spaces)
+
+    t = time.perf_counter()
+    extra_images: dict[str, Path] = {}
+    if config.maps:
+        maps_dir = out / "maps"
+        for space in config.spaces:
+            band = config.spec(space)
+            value = "unique" if config.variance_partitioning else "split"
+            code = cli_main(["map", str(out), "--out", str(maps_dir / f"{value}_{space}"),
+                             "--kind", config.maps, "--value", f"{value}:{band}",
+                             "--feature-set", config.banded_spec])
+            if code:
+                raise RuntimeError(f"gim-brain map exited with code {code}")
+    if config.surface_map:
+        code = cli_main(["map", str(out), "--out", str(out / "maps" / "r_banded"),
+                         "--kind", "surface", "--value", "r", "--feature-set", config.banded_spec])
+        if code:
+            raise RuntimeError(f"gim-brain map exited with code {code}")
+    import matplotlib.pyplot as plt
+
+    fig = _planted_figure(planted["labels"], rec["best_space"], region_spaces, root / "mask.nii.gz")
+    png = out / "planted_vs_recovered.png"
+    fig.savefig(png, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    extra_images["planted regions and the space that best explains them"] = png
+    timings["maps_s"] = time.perf_counter() - t
+
+    summary = json.loads((out / "summary.json").read_text())
+    summary["planted_recovery"] = rec["fraction"]
+    summary["planted"] = {
+        "definition": "fraction of planted voxels whose largest split R² share in the banded fit "
+                      f"({config.banded_spec}) belongs to the space that drives them",
+        "banded_feature_set": config.banded_spec,
+        "per_space": rec["per_space"],
+        "regions": planted["regions"],
+        "simulation": planted["simulation"],
+        "data_root": str(root),
+        "dataset_built_now": fresh,
+    }
+    summary["demo"] = {"config": str(cfg_path), "n_folds": config.n_folds,
+                       "n_permutations": config.n_permutations, "resolution_mm": config.data.resolution_mm,
+                       "snr": config.data.snr, "seed": config.data.seed}
+    summary.setdefault("versions", {}).update({k: v for k, v in _versions().items()
+                                               if k not in summary.get("versions", {})})
+    timings["total_before_report_s"] = time.perf_counter() - t0
+    summary["demo_timings"] = {k: round(v, 2) for k, v in timings.items()}
+    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
+    t = time.perf_counter()
+    write_report(out, extra_images=extra_images)
+    summary["demo_timings"]["report_s"] = round(time.perf_counter() - t, 2)
+    summary["demo_timings"]["total_s"] = round(time.perf_counter() - t0, 2)
+    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
+    return summary
