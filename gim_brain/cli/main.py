@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "fit",
     "map",
     "compare",
+    "demo",
     "lm_eval",
 )
 

@@ -11,11 +11,13 @@ banded fit's held-out R² belongs to the space that drives them), ``planted`` (p
 
 from __future__ import annotations
 
+import io
 import json
 import platform
 import re
 import time
-from dataclasses import dataclass, replace
+from contextlib import redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +259,22 @@ def _fit(root: Path, out: Path, config: DemoConfig, subject: str, progress: bool
     return results
 
 
+def _maps(out: Path, config: DemoConfig, cli_main) -> None:
+    """Brain maps of the banded fit through ``gim-brain map``."""
+    value = "unique" if config.variance_partitioning else "split"
+    runs = []
+    if config.maps:
+        for space in config.spaces:
+            runs.append(["--out", str(out / "maps" / f"{value}_{space}"), "--kind", config.maps,
+                         "--value", f"{value}:{config.spec(space)}"])
+    if config.surface_map:
+        runs.append(["--out", str(out / "maps" / "r_banded"), "--kind", "surface", "--value", "r"])
+    for extra in runs:
+        code = cli_main(["map", str(out), *extra, "--feature-set", config.banded_spec])
+        if code:
+            raise RuntimeError(f"gim-brain map {' '.join(extra)} exited with code {code}")
+
+
 def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), progress: bool = True,
              data_root: str | Path | None = None) -> dict:
     """Run the whole demo into ``out`` and return its ``summary.json`` as a dict.
@@ -297,21 +315,8 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), progress: bool 
 
     t = time.perf_counter()
     extra_images: dict[str, Path] = {}
-    if config.maps:
-        maps_dir = out / "maps"
-        for space in config.spaces:
-            band = config.spec(space)
-            value = "unique" if config.variance_partitioning else "split"
-            code = cli_main(["map", str(out), "--out", str(maps_dir / f"{value}_{space}"),
-                             "--kind", config.maps, "--value", f"{value}:{band}",
-                             "--feature-set", config.banded_spec])
-            if code:
-                raise RuntimeError(f"gim-brain map exited with code {code}")
-    if config.surface_map:
-        code = cli_main(["map", str(out), "--out", str(out / "maps" / "r_banded"),
-                         "--kind", "surface", "--value", "r", "--feature-set", config.banded_spec])
-        if code:
-            raise RuntimeError(f"gim-brain map exited with code {code}")
+    with redirect_stdout(io.StringIO()):  # `gim-brain map` lists every file; keep output short
+        _maps(out, config, cli_main)
     import matplotlib.pyplot as plt
 
     fig = _planted_figure(planted["labels"], rec["best_space"], region_spaces, root / "mask.nii.gz")
