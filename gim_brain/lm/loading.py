@@ -157,8 +157,9 @@ def load_lm(model: str | os.PathLike | None = None, device: str = "auto",
             if not (path / "config.json").is_file():
                 raise LanguageModelNotFoundError(f"model folder {path} has no config.json (not a transformers model folder)")
             folder, name = path, text
-        elif path.suffix or os.sep in text and text.startswith((".", "/", "~")):
-            raise LanguageModelNotFoundError(f"model path {path} does not exist")
+        elif text.startswith((".", "/", "~")) or path.suffix in (".safetensors", ".bin", ".pt", ".pth"):
+            raise LanguageModelNotFoundError(f"model path {path} does not exist (a model folder or .gguf "
+                                             f"file is expected)")
         else:
             folder, name = text, text
     try:
