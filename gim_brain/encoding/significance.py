@@ -64,7 +64,8 @@ def _zscore_columns(a: np.ndarray) -> np.ndarray:
 
 def block_permutation_pvalues(Y_true, Y_pred, story_rows: Mapping[str, int] | Sequence[int], *,
                               block_size: int = 10, n_permutations: int = 1000, seed: int = 0,
-                              n_targets_batch: int = 4096, progress=None) -> tuple[np.ndarray, np.ndarray]:
+                              n_targets_batch: int = 4096, max_elements: int = 2**24,
+                              progress=None) -> tuple[np.ndarray, np.ndarray]:
     """One-sided p-values of the held-out correlation of each target, by block permutation.
 
     Parameters
@@ -77,6 +78,8 @@ def block_permutation_pvalues(Y_true, Y_pred, story_rows: Mapping[str, int] | Se
     n_permutations : int
     seed : int
     n_targets_batch : int
+    max_elements : int
+        Size (elements) of the gathered block of permuted responses per step (memory bound).
     progress : tqdm or None
 
     Returns
@@ -110,9 +113,11 @@ def block_permutation_pvalues(Y_true, Y_pred, story_rows: Mapping[str, int] | Se
         zp = B.asarray(zp_all[:, batch])
         obs = B.asarray(observed[batch])
         count = B.zeros_like(obs)
-        for i in range(n_permutations):
-            r = (zt[perms_d[i]] * zp).mean(0)
-            count = count + (r >= obs - 1e-7)
+        # several permutations per step: a gathered (n_perm_step, n_rows, n_targets_batch) block
+        step = max(1, int(max_elements // max(n_rows * zt.shape[1], 1)))
+        for p0 in range(0, n_permutations, step):
+            r = (zt[perms_d[p0:p0 + step]] * zp[None]).mean(1)  # (step, n_targets_batch)
+            count = count + (r >= obs[None, :] - 1e-7).sum(0)
         exceed[batch] = to_numpy(count).astype(np.int64)
         if progress is not None:
             progress.update(batch.stop - batch.start)
