@@ -33,8 +33,8 @@ def register(subparsers) -> None:
                    help="signal/noise variance ratio of planted voxels (default 1.0)")
     p.add_argument("--seed", type=int, default=0, help="seed of timings and simulation (default 0)")
     p.add_argument("--resolution", type=int, default=8, help="voxel size in mm (default 8)")
-    p.add_argument("--n-permutations", type=int, default=1000,
-                   help="block permutations for p-values (default 1000; 0: none)")
+    p.add_argument("--n-permutations", type=int, default=5000,
+                   help="block permutations for p-values (default 5000; 0: none)")
     p.add_argument("--no-maps", action="store_true", help="skip the brain maps")
     p.add_argument("--data-root", help="build (or reuse) the demo dataset here instead of OUT/data")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")

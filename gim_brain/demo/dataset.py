@@ -142,11 +142,10 @@ def _word_table(words: list[str], onsets: np.ndarray, offsets: np.ndarray) -> by
     return buf.getvalue().encode("utf-8")
 
 
-def _driver_rows(dataset, space: str, params: dict, progress: bool) -> list[np.ndarray]:
-    """Row-level features of one space for every story (z-scored per story, not delayed)."""
-    from ..features import SpaceContext, get_space, resolve_params  # features sit above data
+def _driver_rows(ctx, space: str, params: dict) -> list[np.ndarray]:
+    """Row-level features of one space for every story (not yet z-scored, not delayed)."""
+    from ..features import get_space, resolve_params  # features sit above data
 
-    ctx = SpaceContext(dataset, progress=progress)
     spec = get_space(space)
     resolved = resolve_params(spec, params)
     return [np.asarray(spec.build(ctx, resolved, s), dtype=np.float64) for s in STORY_NAMES]
@@ -187,9 +186,11 @@ def build_demo_dataset(root: str | Path, params: DemoParams = DemoParams(),
     nib.save(mask, root / "mask.nii.gz")
     labels = plant_regions(mask, params.regions)
 
-    dataset = load_dataset(root / MANIFEST_NAME, root)
+    from ..features import SpaceContext
+
+    ctx = SpaceContext(load_dataset(root / MANIFEST_NAME, root), progress=progress)
     spaces = sorted({r.space for r in params.regions})
-    drivers = {s: _driver_rows(dataset, s, params.space_params.get(s, {}), progress) for s in spaces}
+    drivers = {s: _driver_rows(ctx, s, params.space_params.get(s, {})) for s in spaces}
     t_features = time.perf_counter() - t0
     region_spaces = [r.space for r in params.regions]
     for i, subject in enumerate(params.subjects):
