@@ -7,12 +7,14 @@ stories written for this project (:mod:`.stories`), read aloud at a natural rate
 haemodynamic response plus noise (:mod:`.simulate`).
 """
 
+from .dataset import DemoParams, build_demo_dataset, demo_dataset, load_planted
 from .brain import DEFAULT_REGIONS, PlantedRegion, demo_mask, plant_regions, voxel_coordinates
 from .simulate import SimulationParams, canonical_hrf, simulate_responses
 from .stories import STORY_NAMES, story_text, story_words
 from .timing import synthesize_timings
 
 __all__ = [
+    "DemoParams", "build_demo_dataset", "demo_dataset", "load_planted",
     "DEFAULT_REGIONS", "PlantedRegion", "demo_mask", "plant_regions", "voxel_coordinates",
     "SimulationParams", "canonical_hrf", "simulate_responses",
     "STORY_NAMES", "story_text", "story_words", "synthesize_timings",
