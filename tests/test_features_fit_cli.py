@@ -25,21 +25,22 @@ def _fit(manifest, tmp, *extra):
 
 def test_fit_writes_run_with_plain_and_banded_specs(tiny, capsys):
     manifest, tmp = tiny
-    rc = _fit(manifest, tmp, "--features", "wordrate", "--features",
-              "letterrate,ar-control[n_components=3]")
+    rc = _fit(manifest, tmp, "--features", "wordrate+ar-control[n_components=3]", "--features",
+              "wordrate,letterrate")
     assert rc == 0
     summary = json.loads((tmp / "run" / "summary.json").read_text())
     assert summary["subject"] == "S1" and summary["test_stories"] == ["s0"]
-    assert set(summary["feature_sets"]) == {"wordrate", "letterrate,ar-control[n_components=3]"}
-    entry = summary["feature_sets"]["wordrate"]
+    assert set(summary["feature_sets"]) == {"wordrate+ar-control[n_components=3]", "wordrate,letterrate"}
+    entry = summary["feature_sets"]["wordrate+ar-control[n_components=3]"]
     assert entry["n_targets"] == 10 and -1 <= entry["mean_r"] <= 1
     assert json.loads((tmp / "run" / "targets.json").read_text())["kind"] == "components"
     res = EncodingResult.load(tmp / "run" / entry["result"])
-    assert res.feature_set == "wordrate" and np.isfinite(res.scores["r"]).all()
+    assert res.feature_set == "wordrate+ar-control[n_components=3]" and np.isfinite(res.scores["r"]).all()
+    assert summary["feature_sets"]["wordrate,letterrate"]["spaces"] == ["wordrate", "letterrate"]
     assert summary["parameters"]["train_stories"] == ["s1", "s2", "s3", "s4"]
     # --resume reuses what is already fitted with the same parameters
     capsys.readouterr()
-    assert _fit(manifest, tmp, "--features", "wordrate", "--resume") == 0
+    assert _fit(manifest, tmp, "--features", "wordrate,letterrate", "--resume") == 0
     assert "reused" in capsys.readouterr().out
 
 
