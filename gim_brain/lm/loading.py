@@ -85,6 +85,8 @@ def _convert_gguf(gguf: Path) -> Path:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         model.hf_quantizer = None  # weights are de-quantized already; lets save_pretrained run
+        if hasattr(model.config, "quantization_config"):  # the copy is plain float32 weights
+            del model.config.quantization_config
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         try:
