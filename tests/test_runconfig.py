@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import textwrap
 from pathlib import Path
 
@@ -172,3 +173,55 @@ def test_several_subjects_get_their_own_folders(tmp_path):
     assert argv[argv.index("--out") + 1] == str(tmp_path / "run" / "S2")
     with pytest.raises(RunConfigError, match="S3"):
         fit_argv(cfg, "S3")
+
+
+@pytest.mark.slow
+def test_config_and_flags_give_the_same_summary(tmp_path, monkeypatch):
+    """`gim-brain fit` run from a config and from the equivalent flags writes the same scores."""
+    from gim_brain.cli.main import main
+    from gim_brain.demo.brain import DEFAULT_REGIONS, PlantedRegion
+    from gim_brain.demo.dataset import DemoParams, build_demo_dataset
+
+    monkeypatch.setenv("GIM_BRAIN_CACHE", str(tmp_path / "cache"))
+    regions = tuple(PlantedRegion(space, r.centers_mm, r.radius_mm, r.label)
+                    for space, r in zip(("wordrate", "letterrate", "wordrate"), DEFAULT_REGIONS))
+    root = build_demo_dataset(tmp_path / "data", DemoParams(resolution_mm=10,
+                                                            regions=regions, space_params={}),
+                              progress=False)
+    cfg = _write(tmp_path, f"""
+        [dataset]
+        manifest = "data/manifest.toml"
+        data_root = "data"
+        subjects = ["sim01"]
+        [features]
+        sets = ["wordrate", "wordrate,letterrate"]
+        delays = [1, 2, 3, 4]
+        [encoding]
+        backend = "numpy"
+        n_folds = 2
+        n_permutations = 0
+        [outputs]
+        out = "run_config"
+        progress = false
+    """)
+    from threadpoolctl import threadpool_limits
+
+    config = load_run_config(cfg)
+    parser = _fit_parser()
+    args = merge_with_flags(parser, fit_argv(config), [])
+    limit = threadpool_limits(1)  # the banded random search: one BLAS thread is far faster here
+    flags = ["fit", "--manifest", str(root / "manifest.toml"), "--data-root", str(root),
+             "--subject", "sim01", "--features", "wordrate", "--features", "wordrate,letterrate",
+             "--delays", "1,2,3,4", "--backend", "numpy", "--n-folds", "2",
+             "--n-permutations", "0", "--no-progress", "--out", str(tmp_path / "run_flags")]
+    try:
+        assert args.func(args) == 0
+        assert main(flags) == 0
+    finally:
+        limit.restore_original_limits()
+    by_config = json.loads((tmp_path / "run_config" / "summary.json").read_text())
+    by_flags = json.loads((tmp_path / "run_flags" / "summary.json").read_text())
+    assert by_config["parameters"] == by_flags["parameters"]
+    for spec in ("wordrate", "wordrate,letterrate"):
+        a, b = by_config["feature_sets"][spec], by_flags["feature_sets"][spec]
+        assert a["mean_r"] == b["mean_r"] and a["top10_mean_r"] == b["top10_mean_r"]

@@ -153,8 +153,10 @@ def write_demo_config(path: Path, data_root: Path, out: Path, config: DemoConfig
                       subject: str) -> Path:
     """The demo's fit as a TOML run config (what a user would write for the same experiment)."""
     text = "\n".join([
-        "# gim-brain demo: the fit that `gim-brain demo` ran. Rerun it with",
+        "# The experiment `gim-brain demo` ran, as a run config for `gim-brain fit`:",
         f"#   gim-brain fit {path.name}",
+        "# (`gim-brain fit` searches its own, finer alpha grid and 20 banded draws where the demo",
+        f"# used {len(config.alphas)} alphas and {config.n_iter} draws for speed, so scores differ slightly.)",
         'name = "demo"',
         "",
         "[dataset]",
