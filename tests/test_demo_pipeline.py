@@ -80,3 +80,13 @@ def test_demo_dataset_loads_like_real_data(small_demo, monkeypatch):
     planted = load_planted(root)
     assert [r["space"] for r in planted["regions"]] == ["wordrate", "llm", "gim-stats"]
     assert planted["labels"].shape == (1876,)
+
+
+def test_demo_cli_rejects_bad_options(tmp_path, capsys):
+    from gim_brain.cli.main import main
+
+    assert main(["demo", "--out", str(tmp_path / "x"), "--snr", "0"]) == 2
+    assert "--snr must be > 0" in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path / "x"), "--resolution", "2"]) == 2
+    assert "--resolution" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # nothing computed or written
