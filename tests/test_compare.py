@@ -95,3 +95,18 @@ def test_report_has_table_and_maps(tmp_path):
     assert "<td>llm,wordrate</td>" in page and "0.2000" in page  # mean r of linspace(-0.1, 0.5)
     assert page.count("data:image/png;base64,") == 2  # r map + unique-variance map
     assert "src='http" not in page
+
+
+def test_only_significant_targets(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0, 0.3, size=40)
+    p_a = np.where(np.arange(40) < 10, 0.001, 0.9)
+    run = _run(tmp_path, "s", [_result("x", base + np.where(np.arange(40) < 10, 0.1, 0.0), pvalues=p_a),
+                               _result("y", base, pvalues=np.full(40, 0.9))])
+    assert main(["compare", f"{run}:x", f"{run}:y", "--only-significant", "--n-permutations", "200"]) == 0
+    assert "(10 significant in either targets" in capsys.readouterr().out
+    s = compare_scores(_result("x", base, pvalues=p_a), _result("y", base), only_significant=False,
+                       n_permutations=10)
+    assert s["n"] == 40
+    with pytest.raises(ValueError, match="p-values in both"):
+        compare_scores(_result("x", base, pvalues=p_a), _result("y", base), only_significant=True)

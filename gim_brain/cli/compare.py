@@ -44,6 +44,9 @@ def register(subparsers) -> None:
     parser.add_argument("--n-permutations", type=int, default=10000,
                         help="sign flips for the permutation test (default 10000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sign flips")
+    parser.add_argument("--only-significant", action="store_true",
+                        help="test only targets that are FDR-significant in either fit (needs "
+                             "p-values in both; most voxels of a brain carry no signal)")
     parser.add_argument("--out", metavar="DIR", help="write figures (PNG) into DIR")
     parser.add_argument("--json", metavar="FILE", help="write the statistics as JSON")
     parser.set_defaults(func=run)
@@ -88,13 +91,22 @@ def paired_difference_test(diff: np.ndarray, n_permutations: int = 10000, seed: 
 
 
 def compare_scores(res_a, res_b, metric: str = "r", n_permutations: int = 10000,
-                   seed: int = 0) -> dict:
+                   seed: int = 0, only_significant: bool = False) -> dict:
     """Statistics of ``res_a.scores[metric] - res_b.scores[metric]`` (EncodingResults).
+
+    Parameters
+    ----------
+    res_a, res_b : EncodingResult
+    metric : {"r", "r2"}
+    n_permutations, seed : see :func:`paired_difference_test`
+    only_significant : bool
+        Restrict the test to targets FDR-significant in either result.
 
     Raises
     ------
     ValueError
-        If the two results have different numbers of targets or lack ``metric``.
+        If the two results have different numbers of targets, lack ``metric``, or lack p-values
+        when ``only_significant``.
     """
     for res in (res_a, res_b):
         if metric not in res.scores:
@@ -105,8 +117,18 @@ def compare_scores(res_a, res_b, metric: str = "r", n_permutations: int = 10000,
     if a.shape != b.shape:
         raise ValueError(f"{res_a.feature_set!r} has {a.size} targets but {res_b.feature_set!r} "
                          f"has {b.size}: only fits of the same targets can be compared")
-    out = paired_difference_test(a - b, n_permutations, seed)
-    out.update(metric=metric, mean_a=float(np.nanmean(a)), mean_b=float(np.nanmean(b)))
+    keep = np.ones(a.shape, dtype=bool)
+    if only_significant:
+        if res_a.qvalues is None or res_b.qvalues is None:
+            raise ValueError("--only-significant needs p-values in both fits (fit with "
+                             "--n-permutations > 0)")
+        level = [float(r.provenance.get("parameters", {}).get("fdr_alpha", 0.05)) for r in (res_a, res_b)]
+        keep = (np.asarray(res_a.qvalues) <= level[0]) | (np.asarray(res_b.qvalues) <= level[1])
+        if keep.sum() < 2:
+            raise ValueError(f"only {int(keep.sum())} target(s) are significant in either fit")
+    out = paired_difference_test((a - b)[keep], n_permutations, seed)
+    out.update(metric=metric, mean_a=float(np.nanmean(a[keep])), mean_b=float(np.nanmean(b[keep])),
+               targets="significant in either" if only_significant else "all")
     for side, res in (("a", res_a), ("b", res_b)):
         out[f"n_significant_{side}"] = res.n_significant()
     order = np.argsort(a - b)
@@ -194,12 +216,14 @@ def run(args) -> int:
     for sa, sb in _pairs(results_a, spec_a, results_b, spec_b, run_a, run_b):
         ra, rb = results_a[sa], results_b[sb]
         try:
-            stats = compare_scores(ra, rb, args.metric, args.n_permutations, args.seed)
+            stats = compare_scores(ra, rb, args.metric, args.n_permutations, args.seed,
+                                   args.only_significant)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         name_a, name_b = f"{run_a.name}:{sa}", f"{run_b.name}:{sb}"
         stats.update(a=name_a, b=name_b)
-        print(f"{name_a}  vs  {name_b}  ({stats['n']} targets, metric {args.metric})")
+        which = " significant in either" if args.only_significant else ""
+        print(f"{name_a}  vs  {name_b}  ({stats['n']}{which} targets, metric {args.metric})")
         print(f"  mean {args.metric}: {stats['mean_a']:.4f} vs {stats['mean_b']:.4f}; "
               f"difference mean {stats['mean']:+.4f}, median {stats['median']:+.4f}; "
               f"A better on {100 * stats['frac_positive']:.1f}% of targets")
