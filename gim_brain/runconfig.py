@@ -58,6 +58,7 @@ __all__ = [
     "parse_run_config",
     "fit_argv",
     "merge_with_flags",
+    "apply_run_config",
     "DATA_ROOT_ENV",
 ]
 
@@ -394,3 +395,45 @@ def merge_with_flags(parser: argparse.ArgumentParser, config_argv: list[str],
     for key, value in vars(explicit).items():
         setattr(base, key, value)
     return base
+
+
+def apply_run_config(args: argparse.Namespace, parser: argparse.ArgumentParser,
+                     config_path: str | os.PathLike, subject: str | None = None
+                     ) -> argparse.Namespace:
+    """``args`` (already parsed by ``parser``) completed from a run config.
+
+    For wiring ``gim-brain fit CONFIG.toml [flags]`` after the command line has been parsed:
+    every option whose value differs from the parser's default counts as given on the command
+    line and wins; all others come from the config. (An option given explicitly with its default
+    value cannot be told apart and takes the config's value.)
+
+    Parameters
+    ----------
+    args : Namespace
+        Parsed command line (may contain extra attributes such as the config path).
+    parser : ArgumentParser
+        The ``gim-brain fit`` parser.
+    config_path : path
+    subject : str or None
+        Which of the config's subjects (default: ``args.subject`` if set, else the only one).
+
+    Raises
+    ------
+    RunConfigError, FileNotFoundError
+    """
+    config = load_run_config(config_path)
+    subject = subject or getattr(args, "subject", None)
+    if subject is not None and subject not in config.subjects:
+        config.subjects.append(subject)  # a --subject flag overrides the config's list
+    merged = parser.parse_args(fit_argv(config, subject))
+    for action in parser._actions:
+        dest = action.dest
+        if dest in (argparse.SUPPRESS, "help") or not hasattr(args, dest):
+            continue
+        value = getattr(args, dest)
+        if value != action.default:
+            setattr(merged, dest, value)
+    for key, value in vars(args).items():
+        if not hasattr(merged, key):
+            setattr(merged, key, value)
+    return merged

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gim_brain.runconfig import (RunConfigError, fit_argv, load_run_config, merge_with_flags,
-                                 parse_run_config)
+from gim_brain.runconfig import (RunConfigError, apply_run_config, fit_argv, load_run_config,
+                                 merge_with_flags, parse_run_config)
 
 
 def _write(tmp_path: Path, body: str) -> Path:
@@ -225,3 +225,14 @@ def test_config_and_flags_give_the_same_summary(tmp_path, monkeypatch):
     for spec in ("wordrate", "wordrate,letterrate"):
         a, b = by_config["feature_sets"][spec], by_flags["feature_sets"][spec]
         assert a["mean_r"] == b["mean_r"] and a["top10_mean_r"] == b["top10_mean_r"]
+
+
+def test_apply_run_config_to_parsed_args(good, tmp_path):
+    parser = _fit_parser()
+    args = parser.parse_args(["--backend", "torch", "--features", "llm"])
+    merged = apply_run_config(args, parser, good)
+    assert merged.backend == "torch" and merged.features == ["llm"]       # flags win
+    assert merged.n_folds == 4 and merged.subject == "UTS03"              # config fills the rest
+    assert merged.data_root == str((tmp_path / "data").resolve())
+    plain = apply_run_config(parser.parse_args([]), parser, good)
+    assert plain.features == ["wordrate", "wordrate,llm[layer=3]"] and plain.backend == "numpy"
