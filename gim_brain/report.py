@@ -24,63 +24,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RunDirError", "read_summary", "read_targets", "load_results", "make_volume_maps",
-           "write_report"]
+from .encoding.run import RunDirError, load_results, read_summary, read_targets
 
-
-class RunDirError(FileNotFoundError):
-    """A folder is not a run directory (or lacks the file asked for); names the path."""
-
-
-def read_summary(run: str | Path) -> dict:
-    """``RUN/summary.json`` as a dict."""
-    path = Path(run) / "summary.json"
-    if not path.is_file():
-        raise RunDirError(f"{path} not found: {run} is not a run directory (write one with "
-                          "`gim-brain fit ... --out RUN` or `gim-brain demo --out RUN`)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from None
-
-
-def read_targets(run: str | Path) -> dict | None:
-    """``RUN/targets.json`` (None when absent)."""
-    path = Path(run) / "targets.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
-
-
-def load_results(run: str | Path) -> dict[str, Any]:
-    """Every saved EncodingResult of a run, by feature set SPEC (in folder order).
-
-    Returns
-    -------
-    dict SPEC -> gim_brain.encoding.EncodingResult
-    """
-    from .encoding.result import EncodingResult
-
-    folder = Path(run) / "results"
-    if not folder.is_dir():
-        raise RunDirError(f"{folder} not found: {run} has no saved results")
-    out = {}
-    for sub in sorted(p for p in folder.iterdir() if (p / "result.json").is_file()):
-        res = EncodingResult.load(sub)
-        out[res.feature_set] = res
-    if not out:
-        raise RunDirError(f"{folder} holds no saved EncodingResult (no */result.json)")
-    return out
-
-
-def _resolve_mask(run: Path, targets: dict) -> Path | None:
-    mask = targets.get("mask")
-    if not mask:
-        return None
-    p = Path(mask)
-    if not p.is_absolute():
-        p = run / p
-    return p if p.is_file() else None
+__all__ = ["make_volume_maps", "write_report"]
 
 
 def _fig_png(fig) -> bytes:
@@ -104,19 +50,19 @@ def make_volume_maps(run: str | Path, results: dict[str, Any] | None = None,
     dict title -> PNG path
     """
     from .maps import plot_glass, values_to_img
+    from .maps.render import TargetsError, parse_targets
 
     run = Path(run)
-    targets = read_targets(run)
-    if not targets or targets.get("kind") != "volume":
+    try:
+        targets = parse_targets(read_targets(run), base=run)
+    except (RunDirError, TargetsError):
+        return {}  # no targets.json, or targets that are not voxels: nothing to draw
+    if targets.kind != "volume" or not targets.mask.is_file():
         return {}
-    mask = _resolve_mask(run, targets)
-    if mask is None:
-        return {}
-    order = targets.get("order", "nifti")
+    mask, order, subject = targets.mask, targets.order, targets.subject
     results = load_results(run) if results is None else results
     out_dir = Path(out_dir) if out_dir is not None else run / "maps"
     out_dir.mkdir(parents=True, exist_ok=True)
-    subject = targets.get("subject", "")
     made: dict[str, Path] = {}
     for i, (spec, res) in enumerate(results.items()):
         jobs = [(f"held-out r: {spec}", "r", np.asarray(res.scores["r"]), f"r_{i}")]

@@ -200,7 +200,7 @@ def _slug(text: str) -> str:
 
 
 def run(args) -> int:
-    from ..report import RunDirError, load_results, read_targets
+    from ..encoding.run import RunDirError, load_results, read_targets
 
     run_a, spec_a = _split(args.run_a)
     run_b, spec_b = _split(args.run_b)
@@ -242,16 +242,20 @@ def run(args) -> int:
             plt.close(fig)
             stats["figure"] = str(png)
             print(f"  wrote {png}")
-            targets_a, targets_b = read_targets(run_a), read_targets(run_b)
+            try:
+                targets_a, targets_b = read_targets(run_a), read_targets(run_b)
+            except RunDirError:  # a run without targets.json: no map, the numbers stand
+                targets_a = targets_b = None
             if targets_a and targets_a == targets_b and targets_a.get("kind") == "volume":
                 from ..maps import plot_glass, values_to_img
-                from ..report import _resolve_mask
+                from ..maps.render import parse_targets
 
-                mask = _resolve_mask(run_a, targets_a)
+                parsed = parse_targets(targets_a, base=run_a)
+                mask = parsed.mask if parsed.mask.is_file() else None
                 if mask is not None:
                     diff = np.nan_to_num(np.asarray(ra.scores[args.metric], np.float32)
                                          - np.asarray(rb.scores[args.metric], np.float32))
-                    img = values_to_img(diff, mask, order=targets_a.get("order", "nifti"))
+                    img = values_to_img(diff, mask, order=parsed.order)
                     fig = plot_glass(img, kind="diff", title=f"{args.metric}: {name_a} − {name_b}")
                     mpng = out_dir / f"diffmap_{_slug(sa)}_vs_{_slug(sb)}.png"
                     fig.savefig(mpng, dpi=90)

@@ -271,20 +271,20 @@ def _fit(root: Path, out: Path, config: DemoConfig, subject: str, progress: bool
     return results
 
 
-def _maps(out: Path, config: DemoConfig, cli_main) -> None:
-    """Brain maps of the banded fit through ``gim-brain map``."""
+def _maps(out: Path, config: DemoConfig) -> None:
+    """Brain maps of the banded fit (what ``gim-brain map`` draws)."""
+    from ..maps import render_run
+
     value = "unique" if config.variance_partitioning else "split"
-    runs = []
+    jobs = []
     if config.maps:
         for space in config.spaces:
-            runs.append(["--out", str(out / "maps" / f"{value}_{space}"), "--kind", config.maps,
-                         "--value", f"{value}:{config.spec(space)}"])
+            jobs.append((out / "maps" / f"{value}_{space}", config.maps,
+                         f"{value}:{config.spec(space)}"))
     if config.surface_map:
-        runs.append(["--out", str(out / "maps" / "r_banded"), "--kind", "surface", "--value", "r"])
-    for extra in runs:
-        code = cli_main(["map", str(out), *extra, "--feature-set", config.banded_spec])
-        if code:
-            raise RuntimeError(f"gim-brain map {' '.join(extra)} exited with code {code}")
+        jobs.append((out / "maps" / "r_banded", "surface", "r"))
+    for folder, kinds, value_name in jobs:
+        render_run(out, folder, kinds.split(","), value=value_name, feature_set=config.banded_spec)
 
 
 def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), progress: bool = True,
@@ -300,7 +300,6 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), progress: bool 
     data_root : path, optional
         Where to build (or find, if already built with the same parameters) the demo dataset.
     """
-    from ..cli.main import main as cli_main
     from ..report import write_report
 
     t0 = time.perf_counter()
@@ -328,7 +327,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), progress: bool 
     t = time.perf_counter()
     extra_images: dict[str, Path] = {}
     with redirect_stdout(io.StringIO()):  # `gim-brain map` lists every file; keep output short
-        _maps(out, config, cli_main)
+        _maps(out, config)
     import matplotlib.pyplot as plt
 
     fig = _planted_figure(planted["labels"], rec["best_space"], region_spaces, root / "mask.nii.gz")

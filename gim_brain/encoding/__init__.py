@@ -8,11 +8,11 @@ from .backend import resolve_backend, use_backend
 from .cv import Fold, story_folds
 from .fit import DEFAULT_ALPHAS, fit_encoding
 from .result import EncodingResult
-from .run import read_summary, slugify, write_run
+from .run import RunDirError, load_results, read_summary, read_targets, slugify, write_run
 from .significance import block_permutation_pvalues, fdr_bh
 
 __all__ = [
-    "fit_encoding", "EncodingResult", "write_run", "read_summary", "slugify", "story_folds",
+    "fit_encoding", "EncodingResult", "write_run", "read_summary", "read_targets", "load_results", "RunDirError", "slugify", "story_folds",
     "Fold", "resolve_backend", "use_backend", "block_permutation_pvalues", "fdr_bh",
     "DEFAULT_ALPHAS",
 ]

@@ -21,7 +21,8 @@ import numpy as np
 from .._cache import atomic_write_bytes
 from .result import EncodingResult, _jsonable
 
-__all__ = ["write_run", "read_summary", "slugify", "TARGET_KINDS"]
+__all__ = ["write_run", "read_summary", "read_targets", "load_results", "RunDirError", "slugify",
+           "TARGET_KINDS"]
 
 #: What ``targets.json`` may describe, and the keys each kind needs.
 TARGET_KINDS = {"volume": ("mask",), "pycortex_db": ("db", "subject"), "components": ("reason",)}
@@ -108,9 +109,39 @@ def write_run(run_dir: str | Path, results: Mapping[str, EncodingResult], *, sub
     return path
 
 
-def read_summary(run_dir: str | Path) -> dict:
-    """``run_dir/summary.json`` as a dict (FileNotFoundError naming the path when absent)."""
-    path = Path(run_dir) / "summary.json"
+class RunDirError(FileNotFoundError):
+    """A folder is not a run directory (or lacks the file asked for); names the path."""
+
+
+def _read_json(path: Path, what: str) -> dict:
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: {run_dir} is not a finished run directory")
-    return json.loads(path.read_text())
+        raise RunDirError(f"{path} not found: {path.parent} is not a {what} (write one with "
+                          "`gim-brain fit ... --out RUN` or `gim-brain demo --out RUN`)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+
+
+def read_summary(run_dir: str | Path) -> dict:
+    """``run_dir/summary.json`` as a dict (RunDirError naming the path when absent)."""
+    return _read_json(Path(run_dir) / "summary.json", "finished run directory")
+
+
+def read_targets(run_dir: str | Path) -> dict:
+    """``run_dir/targets.json``: what the targets are (volume mask, pycortex db, components)."""
+    return _read_json(Path(run_dir) / "targets.json", "run directory")
+
+
+def load_results(run_dir: str | Path) -> dict[str, EncodingResult]:
+    """Every saved EncodingResult of a run, keyed by its feature-set SPEC (folder order)."""
+    folder = Path(run_dir) / "results"
+    if not folder.is_dir():
+        raise RunDirError(f"{folder} not found: {run_dir} has no saved results")
+    out = {}
+    for sub in sorted(p for p in folder.iterdir() if (p / "result.json").is_file()):
+        res = EncodingResult.load(sub)
+        out[res.feature_set] = res
+    if not out:
+        raise RunDirError(f"{folder} holds no saved EncodingResult (no */result.json)")
+    return out

@@ -23,7 +23,7 @@ from .native import (PycortexSubject, load_pycortex_subject, native_surface_imag
 from .html import external_resources, surface_html, volume_html
 from .compare import difference, roi_summary, seitzman_labels, unique_variance
 from .values import SelectedValues, UnknownValueError, select_values
-from .render import MAP_KINDS, MapTargets, TargetsError, parse_targets, render_maps
+from .render import MAP_KINDS, MapTargets, TargetsError, parse_targets, render_maps, render_run
 
 __all__ = [
     "MapStyle", "style_for", "MaskShapeError", "load_mask", "values_to_img", "img_to_values",
@@ -33,4 +33,5 @@ __all__ = [
     "surface_html", "volume_html", "external_resources", "difference", "unique_variance",
     "roi_summary", "seitzman_labels", "SelectedValues", "UnknownValueError", "select_values",
     "MAP_KINDS", "MapTargets", "TargetsError", "parse_targets", "render_maps",
+    "render_run",
 ]

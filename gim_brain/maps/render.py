@@ -26,9 +26,9 @@ import numpy as np
 from .._cache import atomic_save_npz, atomic_write_bytes
 from .html import readable
 from .style import style_for
-from .values import SelectedValues
+from .values import SelectedValues, select_values
 
-__all__ = ["MAP_KINDS", "TargetsError", "MapTargets", "parse_targets", "render_maps"]
+__all__ = ["MAP_KINDS", "TargetsError", "MapTargets", "parse_targets", "render_maps", "render_run"]
 
 MAP_KINDS = ("volume", "surface", "flat", "html")
 #: a volume mask without a recorded "space" counts as MNI152 when at least this fraction of
@@ -218,3 +218,34 @@ def _nifti_bytes(img) -> bytes:
 
     single = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine, img.header)
     return gzip.compress(single.to_bytes(), compresslevel=6)
+
+
+def render_run(run_dir: str | Path, out_dir: str | Path, kinds=MAP_KINDS, value: str = "r",
+               feature_set: str | None = None, dpi: int = 100) -> dict[str, list[Path]]:
+    """Draw ``kinds`` of maps of ``value`` (see :mod:`.values`) for a run directory.
+
+    Results are keyed by their folder name (the SPEC's slug), which names the output files;
+    ``feature_set`` may be that folder name or the SPEC.
+
+    Raises
+    ------
+    RunDirError (FileNotFoundError)
+        ``run_dir`` lacks ``targets.json`` or saved results.
+    UnknownValueError, TargetsError, MaskShapeError
+        An unknown value or feature set, targets that are not voxels, a mask that does not fit.
+    """
+    from ..encoding.run import RunDirError, load_results, read_summary, read_targets, slugify
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory {run_dir} does not exist")
+    spec = read_targets(run_dir)
+    results = {slugify(s): res for s, res in load_results(run_dir).items()}
+    if "subject" not in spec:
+        try:
+            spec["subject"] = read_summary(run_dir).get("subject")
+        except (RunDirError, ValueError):
+            pass  # the subject only goes into titles
+    selected = select_values(value, results, feature_set)
+    targets = parse_targets(spec, base=run_dir, source=str(run_dir / "targets.json"))
+    return render_maps(selected, targets, out_dir, kinds, dpi=dpi)
