@@ -22,9 +22,12 @@ ALLOWED = {
     "encoding": set(),
     "maps": {"encoding"},
     "report": {"encoding", "maps"},
+    "experiment": {"features", "encoding"},
     "runconfig": {"data", "features", "encoding"},
-    "demo": {"data", "lm", "gim", "features", "encoding", "maps", "report", "runconfig"},
-    "cli": {"data", "lm", "gim", "features", "encoding", "maps", "report", "runconfig", "demo"},
+    "demo": {"data", "lm", "gim", "features", "encoding", "maps", "report", "runconfig",
+             "experiment"},
+    "cli": {"data", "lm", "gim", "features", "encoding", "maps", "report", "runconfig", "demo",
+            "experiment"},
 }
 
 

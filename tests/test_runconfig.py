@@ -206,19 +206,17 @@ def test_config_and_flags_give_the_same_summary(tmp_path, monkeypatch):
     """)
     from threadpoolctl import threadpool_limits
 
-    config = load_run_config(cfg)
-    parser = _fit_parser()
-    args = merge_with_flags(parser, fit_argv(config), [])
     limit = threadpool_limits(1)  # the banded random search: one BLAS thread is far faster here
     flags = ["fit", "--manifest", str(root / "manifest.toml"), "--data-root", str(root),
              "--subject", "sim01", "--features", "wordrate", "--features", "wordrate,letterrate",
              "--delays", "1,2,3,4", "--backend", "numpy", "--n-folds", "2",
              "--n-permutations", "0", "--no-progress", "--out", str(tmp_path / "run_flags")]
     try:
-        assert args.func(args) == 0
+        assert main(["fit", str(cfg)]) == 0  # `gim-brain fit CONFIG.toml`
         assert main(flags) == 0
     finally:
         limit.restore_original_limits()
+    assert (tmp_path / "run_config" / "report.html").is_file()
     by_config = json.loads((tmp_path / "run_config" / "summary.json").read_text())
     by_flags = json.loads((tmp_path / "run_flags" / "summary.json").read_text())
     assert by_config["parameters"] == by_flags["parameters"]
@@ -236,3 +234,15 @@ def test_apply_run_config_to_parsed_args(good, tmp_path):
     assert merged.data_root == str((tmp_path / "data").resolve())
     plain = apply_run_config(parser.parse_args([]), parser, good)
     assert plain.features == ["wordrate", "wordrate,llm[layer=3]"] and plain.backend == "numpy"
+
+
+def test_fit_cli_reports_a_bad_config_by_key(tmp_path, capsys):
+    from gim_brain.cli.main import main
+
+    (tmp_path / "data").mkdir()
+    cfg = _write(tmp_path, GOOD.replace("n_folds = 4", "n_fold = 4"))
+    assert main(["fit", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "n_fold" in err and "n_folds" in err
+    assert main(["fit", str(tmp_path / "absent.toml")]) == 2
+    assert "absent.toml" in capsys.readouterr().err

@@ -44,12 +44,21 @@ def _spec_params(spec: str, params: dict) -> dict:
 
 
 def run(args) -> int:
-    from ..encoding import EncodingResult, fit_encoding, write_run
-    from ..features import SpaceContext, build_design, get_space, parse_spec
+    from ..encoding import EncodingResult, write_run
+    from ..experiment import fit_feature_set
+    from ..features import SpaceContext, get_space, parse_spec
     from ..features.registry import FeatureParameterError, UnknownFeatureSpaceError
 
+    if args.config:
+        from ..runconfig import RunConfigError, apply_run_config
+
+        try:
+            args = apply_run_config(args, _parser(), args.config)
+        except (RunConfigError, FileNotFoundError) as exc:
+            raise UsageError(str(exc)) from None
     if not args.subject or not args.features or not args.out:
-        raise UsageError("--subject, --features and --out are required")
+        raise UsageError("--subject, --features and --out are required (as flags or in a run "
+                         "config: gim-brain fit CONFIG.toml)")
     ds = open_dataset(args)
     if args.subject not in ds.subjects():
         raise UsageError(f"unknown subject {args.subject!r}; dataset {ds.name!r} has: "
@@ -100,31 +109,35 @@ def run(args) -> int:
             print(f"{spec}: reused from {out / previous[spec]['result']}")
             continue
         t0 = time.time()
-        design = build_design(ctx, spec, stories, params=_spec_params(spec, params), delays=delays)
-        banded = len(design.bands) > 1
-        if banded:
-            X = {s: [x[:, design.band_slices[b]] for b in design.bands] for s, x in design.X.items()}
-        else:
-            X = design.X
-        result = fit_encoding(X, Y, test, backend=args.backend, feature_set=spec,
-                              band_names=design.bands if banded else None, n_folds=args.n_folds,
-                              n_permutations=args.n_permutations, progress=not args.no_progress)
-        result.provenance = dict(result.provenance or {}, features=design.describe())
+        result = fit_feature_set(ctx, spec, stories, Y, test, params=_spec_params(spec, params),
+                                 delays=delays, backend=args.backend, n_folds=args.n_folds,
+                                 n_permutations=args.n_permutations, progress=not args.no_progress)
         results[spec] = result
         write_run(out, results, subject=args.subject, test_stories=test,
                   targets=_targets(ds, args.subject), parameters=parameters)
         print(f"{spec}: mean r {result.mean_r():.4f}, top-10% {result.top10_mean_r():.4f} "
-              f"({design.n_features} features, {time.time() - t0:.0f} s)")
+              f"({result.provenance['n_features']} features, {time.time() - t0:.0f} s)")
     write_run(out, results, subject=args.subject, test_stories=test,
               targets=_targets(ds, args.subject), parameters=parameters)
-    print(f"wrote {out / 'summary.json'}")
+    from ..report import write_report
+
+    print(f"wrote {out / 'summary.json'} and {write_report(out)}")
     return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    """A fresh ``gim-brain fit`` parser (its defaults tell which flags were given)."""
+    sub = argparse.ArgumentParser(prog="gim-brain").add_subparsers()
+    register(sub)
+    return sub.choices["fit"]
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("fit", help="fit encoding models for feature SPECs",
                               description=__doc__, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", nargs="?", metavar="CONFIG.toml",
+                   help="run config (TOML); flags given on the command line override it")
     add_common_arguments(p)
     p.add_argument("--subject", help="subject whose responses are modelled")
     p.add_argument("--features", action="append", metavar="SPEC",

@@ -227,8 +227,9 @@ def _fit(root: Path, out: Path, config: DemoConfig, subject: str, progress: bool
     from contextlib import nullcontext
 
     from ..data import load_dataset
-    from ..encoding import fit_encoding, write_run
-    from ..features import SpaceContext, build_design
+    from ..encoding import write_run
+    from ..experiment import fit_feature_set
+    from ..features import SpaceContext
 
     ds = load_dataset(root / MANIFEST_NAME, root)
     stories = ds.stories_with_responses(subject, require_words=True)
@@ -253,18 +254,11 @@ def _fit(root: Path, out: Path, config: DemoConfig, subject: str, progress: bool
     results = {}
     with limit:
         for spec in config.feature_sets:
-            t = time.perf_counter()
-            design = build_design(ctx, spec, stories)
-            banded = len(design.bands) > 1
-            X = ({s: [x[:, design.band_slices[b]] for b in design.bands]
-                  for s, x in design.X.items()} if banded else design.X)
-            result = fit_encoding(X, Y, test, alphas=config.alphas, n_folds=config.n_folds,
-                                  backend=config.backend, n_permutations=config.n_permutations,
-                                  feature_set=spec, band_names=design.bands if banded else None,
-                                  n_iter=config.n_iter, progress=progress, score=config.score,
-                                  variance_partitioning=config.variance_partitioning)
-            result.provenance = dict(result.provenance or {}, features=design.describe(),
-                                     features_and_fit_s=time.perf_counter() - t)
+            result = fit_feature_set(ctx, spec, stories, Y, test, alphas=config.alphas,
+                                     n_folds=config.n_folds, backend=config.backend,
+                                     n_permutations=config.n_permutations, n_iter=config.n_iter,
+                                     progress=progress, score=config.score,
+                                     variance_partitioning=config.variance_partitioning)
             results[spec] = result
     write_run(out, results, subject=subject, test_stories=test, targets=targets,
               parameters=parameters)
