@@ -71,6 +71,14 @@ def _masked_nifti(path: Path, mask: str | Path | None) -> np.ndarray:
     return data[mask_data].T  # (n_time, n_voxels) in C order of the mask
 
 
+def _hdf5_dataset(f, path: Path, key: str | None):
+    """The dataset ``key`` (default ``data``) of an open HDF5 file, or a ResponseError naming both."""
+    name = key or "data"
+    if name not in f:
+        raise ResponseError(f"{path}: no HDF5 dataset named {name!r}; datasets: {list(f.keys())}")
+    return f[name]
+
+
 def read_responses(path: str | Path, key: str | None = None, mask: str | Path | None = None) -> np.ndarray:
     """Read one story's responses as float32 ``(n_rows, n_targets)``.
 
@@ -91,10 +99,7 @@ def read_responses(path: str | Path, key: str | None = None, mask: str | Path | 
         import h5py
 
         with h5py.File(path, "r") as f:
-            name = key or "data"
-            if name not in f:
-                raise ResponseError(f"{path}: no HDF5 dataset named {name!r}; datasets: {list(f.keys())}")
-            data = f[name][()]
+            data = _hdf5_dataset(f, path, key)[()]
     elif suffix == ".npy":
         data = np.load(path, allow_pickle=False)
     elif suffix == ".npz":
@@ -123,10 +128,7 @@ def response_shape(path: str | Path, key: str | None = None, mask: str | Path | 
         import h5py
 
         with h5py.File(path, "r") as f:
-            name = key or "data"
-            if name not in f:
-                raise ResponseError(f"{path}: no HDF5 dataset named {name!r}; datasets: {list(f.keys())}")
-            shape = f[name].shape
+            shape = _hdf5_dataset(f, path, key).shape
     elif suffix == ".npy":
         shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
     elif suffix in (".nii", ".nii.gz") and mask is not None:
