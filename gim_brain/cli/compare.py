@@ -228,7 +228,8 @@ def run(args) -> int:
               f"difference mean {stats['mean']:+.4f}, median {stats['median']:+.4f}; "
               f"A better on {100 * stats['frac_positive']:.1f}% of targets")
         print(f"  sign-flip permutation p = {stats['p_permutation']:.2g} "
-              f"({stats['n_permutations']} flips); Wilcoxon signed-rank p = {stats['p_wilcoxon']:.2g}")
+              f"({stats['n_permutations']} flips); Wilcoxon signed-rank p = {stats['p_wilcoxon']:.2g}"
+              "  [targets treated as independent: optimistic for correlated voxels]")
         if stats["n_significant_a"] is not None or stats["n_significant_b"] is not None:
             print(f"  FDR-significant targets: {stats['n_significant_a']} vs {stats['n_significant_b']}")
         if out_dir is not None:
