@@ -46,3 +46,22 @@ def test_fit_encoding_reports_noise_ceiling():
                        test_repeats={"story00": reps.astype(np.float32)})
     assert set(res.noise_ceiling) == {"explainable_variance", "cc_max", "r_normalized"}
     assert res.noise_ceiling["r_normalized"].shape == (10,)
+
+
+def test_normalised_r_uses_the_same_stories_as_the_ceiling():
+    """With repeats for only one of two test stories, r is normalised over that story alone."""
+    from gim_brain.encoding.noise_ceiling import normalized_correlation
+
+    X, Y, _ = synthetic_stories(n_stories=6, n_features=8, n_targets=10, seed=3)
+    rng = np.random.default_rng(1)
+    reps = Y["story00"][None] + 0.5 * rng.standard_normal((3, *Y["story00"].shape))
+    kwargs = dict(n_permutations=0, progress=False, backend="numpy")
+    both = fit_encoding(X, Y, ["story00", "story01"], keep_predictions=True, **kwargs,
+                        test_repeats={"story00": reps.astype(np.float32)})
+    n0 = Y["story00"].shape[0]
+    pred0 = both.predictions[:n0].astype(np.float64)
+    y0 = Y["story00"].astype(np.float64)
+    r0 = np.array([np.corrcoef(pred0[:, j], y0[:, j])[0, 1] for j in range(y0.shape[1])])
+    expected = normalized_correlation(r0, reps.astype(np.float32))
+    np.testing.assert_allclose(both.noise_ceiling["r_normalized"], expected, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(r0, both.scores["r"], atol=1e-3)  # the subset differs from all stories

@@ -253,8 +253,14 @@ def fit_encoding(X_by_story, Y_by_story, test_stories: Sequence[str], *,
 
     nc = {}
     if test_repeats:
-        nc = compute_noise_ceiling(test_repeats, r=r,
-                                   test_stories=[s for s in test if s in test_repeats])
+        with_repeats = [s for s in test if s in test_repeats]
+        r_nc = r
+        if len(with_repeats) < len(test):  # normalise r over the same stories as the ceiling
+            starts = np.cumsum([0] + [test_rows[s] for s in test])
+            rows = np.concatenate([np.arange(starts[i], starts[i + 1])
+                                   for i, s in enumerate(test) if s in test_repeats])
+            r_nc, _ = _test_scores(Y_test[rows], predictions[rows])
+        nc = compute_noise_ceiling(test_repeats, r=r_nc, test_stories=with_repeats)
     timings["total_s"] = time.perf_counter() - t_start
     parameters = dict(alphas=alphas.tolist(), n_folds=len(folds), n_folds_requested=n_folds,
                       backend=backend, solver=solver, n_permutations=n_permutations,
