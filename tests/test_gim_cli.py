@@ -27,6 +27,42 @@ def test_usage_errors_before_any_work(tmp_path, capsys):
     assert "bogus" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag, value", [("--window", "0"), ("--batch-size", "0"),
+                                         ("--max-tokens", "0"), ("--window", "-3")])
+def test_non_positive_numeric_flags_are_usage_errors(tmp_path, capsys, flag, value):
+    # checked up front, before the LM is loaded (no model is needed for these to fail)
+    f = tmp_path / "a.txt"
+    f.write_text("some words here")
+    assert main(["lm-eval", "--text", str(f), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} must be >= 1, got {value}" in err
+    assert "Traceback" not in err
+
+
+def test_missing_model_path_is_a_usage_error(tmp_path, capsys):
+    f = tmp_path / "a.txt"
+    f.write_text("some words here")
+    missing = tmp_path / "no-such-model"
+    assert main(["lm-eval", "--text", str(f), "--model", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "--model" in err and str(missing) in err and "does not exist" in err
+    assert main(["lm-eval", "--text", str(f), "--model", str(tmp_path / "absent.gguf")]) == 2
+    assert "absent.gguf does not exist" in capsys.readouterr().err
+
+
+def test_unusable_device_is_a_usage_error(tmp_path, capsys):
+    import torch
+
+    f = tmp_path / "a.txt"
+    f.write_text("some words here")
+    assert main(["lm-eval", "--text", str(f), "--device", "not-a-device"]) == 2
+    err = capsys.readouterr().err
+    assert "--device not-a-device" in err and "is not a torch device" in err
+    if not torch.cuda.is_available():
+        assert main(["lm-eval", "--text", str(f), "--device", "cuda"]) == 2
+        assert "CUDA is not available" in capsys.readouterr().err
+
+
 @pytest.mark.lm
 def test_lm_eval_exact_and_reference_on_a_play(tmp_path, capsys):
     text = tmp_path / "macbeth.txt"

@@ -100,6 +100,10 @@ def run(args) -> int:
         raise UsageError(f"--methods: unknown method(s) {bad}; choose from {', '.join(METHODS)}")
     if args.context < 2:
         raise UsageError(f"--context must be >= 2 tokens, got {args.context}")
+    for flag, value in (("--window", args.window), ("--batch-size", args.batch_size),
+                        ("--max-tokens", args.max_tokens)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be >= 1, got {value}")
     if args.fuzzy != "none" and args.context < args.window:
         raise UsageError(f"--context ({args.context} tokens) is shorter than the fuzzy window "
                          f"--window ({args.window})")
@@ -108,11 +112,15 @@ def run(args) -> int:
     if not args.temperature > 0:
         raise UsageError(f"--temperature must be > 0, got {args.temperature}")
     texts = [_read(Path(f), "--text file") for f in args.text]
-    lm = load_lm(args.model, device=args.device)
+    try:
+        lm = load_lm(args.model, device=args.device)
+    except (FileNotFoundError, ValueError) as exc:  # missing model path, unusable --device
+        raise UsageError(f"--model {args.model or '(offline default)'} --device {args.device}: "
+                         f"{exc}") from exc
     docs = []
     for f, text in zip(args.text, texts):
         ids = lm.encode(text)
-        if args.max_tokens:
+        if args.max_tokens is not None:
             ids = ids[:args.max_tokens]
         if len(ids) < 2:
             raise UsageError(f"--text file {f} has {len(ids)} token(s); need at least 2")
@@ -121,12 +129,16 @@ def run(args) -> int:
     reference = reference_index_for(args.reference_corpus, lm) if args.reference_corpus else None
     ref_s = time.perf_counter() - t0
     embedder = None
-    if args.fuzzy == "lm-hidden":
-        embedder = make_embedder("lm-hidden", lm, layer=args.layer, window=args.window,
-                                 batch_size=args.batch_size)
-    elif args.fuzzy == "lm-distribution":
-        embedder = make_embedder("lm-distribution", lm, window=args.window,
-                                 batch_size=args.batch_size)
+    try:
+        if args.fuzzy == "lm-hidden":
+            lm.check_layer(args.layer)  # a bad --layer fails here, not after the exact pass
+            embedder = make_embedder("lm-hidden", lm, layer=args.layer, window=args.window,
+                                     batch_size=args.batch_size)
+        elif args.fuzzy == "lm-distribution":
+            embedder = make_embedder("lm-distribution", lm, window=args.window,
+                                     batch_size=args.batch_size)
+    except ValueError as exc:
+        raise UsageError(f"--fuzzy {args.fuzzy} --layer {args.layer}: {exc}") from exc
     gim = GIM(embedder=embedder, reference=reference, tau=args.tau, temperature=args.temperature,
               vocab_size=lm.vocab_size, decode=lm.decode, cache=NpzCache(namespace="gim-fuzzy"))
     try:
