@@ -2,11 +2,16 @@
 
 import numpy as np
 import pytest
+from _features_helpers import make_tiny_dataset
 
+from gim_brain._cache import NpzCache
+from gim_brain.data import load_dataset
+from gim_brain.features import SpaceContext, build_design, resolve_params
 from gim_brain.features.induction import (ResponseInduction, combine_exact_fuzzy,
                                           cosine_similarity_rows, induction_block,
                                           match_autoregressive, match_by_ngram,
                                           match_by_similarity, match_random, row_last_word)
+from gim_brain.features.induction_spaces import fitted_induction
 
 
 def _fitted(rng, n_targets=12, k=5, gap=4, horizon=3):
@@ -85,15 +90,41 @@ def test_gap_violations_are_refused():
         match_autoregressive(10, 0)
 
 
-def test_pca_is_fitted_on_training_stories_only():
-    rng = np.random.default_rng(3)
-    train = [rng.normal(size=(40, 8)) for _ in range(2)]
-    test = rng.normal(size=(30, 8)) * 50
-    a = ResponseInduction(n_components=3).fit(train)
-    b = ResponseInduction(n_components=3).fit(train)
-    # the test story never enters the fit: the projection is the same map whatever the test holds
-    np.testing.assert_allclose(a.project(test), b.project(test))
-    np.testing.assert_allclose(a.project(test[:5]), a.project(test)[:5], rtol=1e-5)
+def _ar_control_run(data_root, manifest, cache_root):
+    """Build ``ar-control`` for every story of the tiny dataset; return (PCA, features by story)."""
+    ctx = SpaceContext(load_dataset(manifest, data_root), subject="S1",
+                       cache=NpzCache(cache_root), progress=False)
+    design = build_design(ctx, "ar-control[n_components=4]")
+    pca = fitted_induction(ctx, resolve_params("ar-control", {"n_components": "4"})).pca_
+    assert ctx.training_stories() == ["s1", "s2", "s3"]
+    return pca, design.X
+
+
+def _replace_responses(data_root, story, scale, seed):
+    path = data_root / "responses" / "S1" / f"{story}.npz"
+    shape = np.load(path)["responses"].shape
+    noise = np.random.default_rng(seed).normal(scale=scale, size=shape).astype(np.float32)
+    np.savez(path, responses=noise)
+
+
+def test_pca_is_fitted_on_training_stories_only(tmp_path):
+    root = tmp_path / "data"
+    manifest = make_tiny_dataset(root)                 # s0 is the test story
+    pca_a, x_a = _ar_control_run(root, manifest, tmp_path / "cache-a")
+    # the test story's responses become large noise: nothing fitted or built for training may move
+    _replace_responses(root, "s0", scale=1000.0, seed=11)
+    pca_b, x_b = _ar_control_run(root, manifest, tmp_path / "cache-b")
+    np.testing.assert_array_equal(pca_b.components_, pca_a.components_)
+    np.testing.assert_array_equal(pca_b.mean_, pca_a.mean_)
+    for s in ("s1", "s2", "s3"):
+        np.testing.assert_array_equal(x_b[s], x_a[s])
+    assert not np.allclose(x_b["s0"], x_a["s0"])       # the perturbation did reach the run
+    # sanity: the same perturbation of a TRAINING story changes the PCA and training features
+    _replace_responses(root, "s1", scale=1000.0, seed=12)
+    pca_c, x_c = _ar_control_run(root, manifest, tmp_path / "cache-c")
+    assert not np.allclose(pca_c.mean_, pca_b.mean_)
+    assert not np.allclose(np.abs(pca_c.components_), np.abs(pca_b.components_))
+    assert not np.allclose(x_c["s2"], x_b["s2"])
 
 
 def test_induction_block_values():
