@@ -38,6 +38,25 @@ def test_fit_scores_and_records_splits(stories):
     assert prov["timings"]["fit_s"] > 0
 
 
+def test_test_story_responses_never_reach_model_selection(stories):
+    # the folds exclude test stories by construction; what matters is that their responses
+    # cannot influence alpha choice or CV scores in any other way (scaling, centring, ...)
+    X, Y, _ = stories
+    kw = dict(n_permutations=0, progress=False, backend="numpy", keep_weights=True)
+    ref = fit_encoding(X, Y, TEST, **kw)
+    rng = np.random.default_rng(17)
+    Y2 = dict(Y)
+    for s in TEST:
+        Y2[s] = (rng.normal(scale=50.0, size=Y[s].shape) + 7.0).astype(Y[s].dtype)
+    other = fit_encoding(X, Y2, TEST, **kw)
+    np.testing.assert_array_equal(other.alphas, ref.alphas)
+    np.testing.assert_array_equal(other.cv_scores, ref.cv_scores)
+    np.testing.assert_array_equal(other.weights, ref.weights)
+    # ... while the held-out scores do see the new test responses
+    assert not np.allclose(other.scores["r"], ref.scores["r"], atol=1e-3)
+    assert other.scores["r"][-10:].mean() < 0.3 < ref.scores["r"][-10:].mean()
+
+
 def test_solvers_and_backends_agree(stories):
     X, Y, _ = stories
     kw = dict(n_permutations=0, progress=False)
