@@ -39,6 +39,29 @@ def test_fastpath_matches_himalaya_ridgecv(score):
     np.testing.assert_allclose(fast.weights[:, same], ref.weights[:, same], atol=2e-4, rtol=1e-3)
 
 
+@pytest.mark.parametrize("score", ["correlation", "r2"])
+def test_fastpath_matches_himalaya_with_fewer_validation_rows_than_features(score):
+    # 3 stories x 30 rows, 120 features: every validation fold (30 rows) is smaller than p, the
+    # branch that works in the n_val-row space instead of the p-dim eigenbasis
+    X, Y, _ = synthetic_stories(3, 120, 5, rows=(30, 31), seed=6,
+                                weight_scales=np.array([1.0, 0.3, 0.1, 0.03, 0.01]))
+    rows = {s: x.shape[0] for s, x in X.items()}
+    assert set(rows.values()) == {30}
+    Xc, Yc, folds = np.concatenate(list(X.values())), np.concatenate(list(Y.values())), \
+        story_folds(rows, 3)
+    assert len(folds) == 3
+    with use_backend("torch"):
+        fast = ridge_cv_fastpath(Xc, Yc, folds, ALPHAS, score=score, return_cv_scores_all=True)
+        ref = fit_ridge(Xc, Yc, folds, ALPHAS, solver="ridge", score=score)
+    same = np.isclose(fast.best_alphas, ref.best_alphas, rtol=1e-4)
+    idx_ref = np.searchsorted(ALPHAS, ref.best_alphas * (1 - 1e-4))
+    gap = fast.cv_scores - fast.cv_scores_all[idx_ref, np.arange(len(idx_ref))]
+    assert np.all(gap[~same] < 1e-5)          # any disagreement is a tie in mean CV score
+    assert same.sum() >= 4
+    np.testing.assert_allclose(fast.cv_scores, ref.cv_scores, atol=1e-4)
+    np.testing.assert_allclose(fast.weights[:, same], ref.weights[:, same], atol=2e-4, rtol=1e-3)
+
+
 def test_known_weights_and_alphas_are_recovered():
     # Bayes-optimal ridge alpha = noise variance / weight variance
     scales = np.repeat([1.0, 0.1, 0.01], 20)
