@@ -32,16 +32,27 @@ from .context import story_fingerprint
 from .induction import (ResponseInduction, combine_exact_fuzzy, cosine_similarity_rows,
                         match_autoregressive, match_by_ngram, match_by_similarity, match_random,
                         row_last_word)
-from .registry import Param, register_space
+from .registry import FeatureParameterError, Param, register_space
 
 __all__ = ["fitted_induction", "story_matches", "word_ids"]
 
 _COMMON = (
-    Param("n_components", int, 100, "response PCs K (PCA fitted on training stories only)"),
-    Param("gap", int, 4, "the matched row m satisfies m <= t - gap"),
-    Param("horizon", int, 3, "response changes z[m+k] - z[m] for k = 1..horizon (< gap)"),
-    Param("n_lags", int, 3, "blocks for rows t, t-1, ..., t-n_lags+1"),
+    Param("n_components", int, 100, "response PCs K (PCA fitted on training stories only)",
+          minimum=1),
+    Param("gap", int, 4, "the matched row m satisfies m <= t - gap", minimum=1),
+    Param("horizon", int, 3, "response changes z[m+k] - z[m] for k = 1..horizon (< gap)",
+          minimum=1),
+    Param("n_lags", int, 3, "blocks for rows t, t-1, ..., t-n_lags+1", minimum=1),
 )
+
+
+def _check_horizon(params: dict) -> None:
+    """``horizon < gap``: the response changes after ``m`` must end before row ``t``."""
+    if params["horizon"] >= params["gap"]:
+        raise FeatureParameterError(
+            f"parameter 'horizon' of the induction spaces must be < 'gap' (the changes "
+            f"z[m+k] - z[m], k <= horizon, must end before row t), got horizon="
+            f"{params['horizon']} with gap={params['gap']}")
 
 
 def fitted_induction(ctx, params) -> ResponseInduction:
@@ -104,15 +115,16 @@ def _features(ctx, params, story, rule):
     return model.transform(ctx.responses(story), story_matches(ctx, params, story, rule))
 
 
-_OPTS = dict(delayed=False, zscore=False, uses_responses=True)
+_OPTS = dict(delayed=False, zscore=False, uses_responses=True, check=_check_horizon)
 
 
 @register_space("gim-induction", "responses after the earlier moment GIM matches (exact n-gram "
                 ">= tau words, else LM hidden-state similarity)", params=_COMMON + (
-                    Param("tau", int, 6, "exact-match length (words) from which the exact match wins"),
+                    Param("tau", int, 6, "exact-match length (words) from which the exact match wins",
+                          minimum=1),
                     Param("model", "str?", None, "LM for the similarity (default offline SmolLM2-135M)"),
                     Param("layer", "int?", None, "LM layer (None: n_layers // 2)"),
-                    Param("context", int, 256, "LM context in tokens"),
+                    Param("context", int, 256, "LM context in tokens", minimum=1),
                 ), **_OPTS)
 def _gim_induction(ctx, params, story):
     return _features(ctx, params, story, "gim")

@@ -38,7 +38,8 @@ class Param:
     """One parameter of a feature space.
 
     ``type`` is ``int``, ``float``, ``str``, ``bool``, ``"str?"`` or ``"int?"`` (or None);
-    ``choices`` restricts the allowed values.
+    ``choices`` restricts the allowed values; ``minimum`` (if not None) is the smallest allowed
+    value (None values of ``"int?"`` parameters are always allowed).
     """
 
     name: str
@@ -46,6 +47,7 @@ class Param:
     default: Any
     help: str = ""
     choices: tuple | None = None
+    minimum: Any = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class FeatureSpace:
         Needs the subject's responses (and the list of training stories).
     version : str
         Bumped when the builder's output changes (part of the cache key).
+    check : callable or None
+        ``check(resolved_params)`` raises :class:`FeatureParameterError` for values that are
+        wrong together (e.g. ``horizon < gap``); called by :func:`resolve_params`.
     """
 
     name: str
@@ -78,6 +83,7 @@ class FeatureSpace:
     zscore: bool = True
     uses_responses: bool = False
     version: str = "1"
+    check: Callable[[dict], None] | None = None
 
     def param_names(self) -> list[str]:
         return [p.name for p in self.params]
@@ -159,13 +165,16 @@ def _convert(space: str, p: Param, value: Any) -> Any:
             value = float(value)
     if p.choices is not None and value not in p.choices:
         raise FeatureParameterError(f"{where} must be one of {list(p.choices)}, got {value!r}")
+    if p.minimum is not None and value is not None and value < p.minimum:
+        raise FeatureParameterError(f"{where} must be >= {p.minimum}, got {value!r}")
     return value
 
 
 def resolve_params(space: FeatureSpace | str, given: dict[str, Any] | None = None) -> dict[str, Any]:
     """Defaults of ``space`` updated by ``given`` (strings from the command line are converted).
 
-    Raises :class:`FeatureParameterError` for an unknown parameter or a value of the wrong type.
+    Raises :class:`FeatureParameterError` for an unknown parameter, a value of the wrong type,
+    one outside its choices or below its minimum, or values the space's ``check`` rejects.
     """
     if isinstance(space, str):
         space = get_space(space)
@@ -177,4 +186,6 @@ def resolve_params(space: FeatureSpace | str, given: dict[str, Any] | None = Non
             raise FeatureParameterError(
                 f"feature space {space.name!r} has no parameter {key!r}; its parameters: {known}")
         out[key] = _convert(space.name, byname[key], value)
+    if space.check is not None:
+        space.check(out)
     return out
