@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from .features import add_common_arguments, open_dataset, parse_delays, parse_kv
+from .features import add_common_arguments, check_specs, open_dataset, parse_delays, parse_kv
 from .main import UsageError
 
 EPILOG = """example:
@@ -44,10 +44,11 @@ def _spec_params(spec: str, params: dict) -> dict:
 
 
 def run(args) -> int:
-    from ..encoding import EncodingResult, write_run
+    from ..encoding import EncodingResult, resolve_backend, write_run
     from ..experiment import fit_feature_set
-    from ..features import SpaceContext, get_space, parse_spec
+    from ..features import SpaceContext
     from ..features.registry import FeatureParameterError, UnknownFeatureSpaceError
+    from ..lm import LanguageModelNotFoundError
 
     if args.config:
         from ..runconfig import RunConfigError, apply_run_config
@@ -59,6 +60,18 @@ def run(args) -> int:
     if not args.subject or not args.features or not args.out:
         raise UsageError("--subject, --features and --out are required (as flags or in a run "
                          "config: gim-brain fit CONFIG.toml)")
+    # cheap checks of every option before opening the dataset or building anything
+    if args.n_folds < 2:
+        raise UsageError(f"--n-folds must be >= 2 (story-grouped cross-validation), got {args.n_folds}")
+    if args.n_permutations < 0:
+        raise UsageError(f"--n-permutations must be >= 0 (0: no p-values), got {args.n_permutations}")
+    try:
+        resolve_backend(args.backend)
+    except ValueError as exc:
+        raise UsageError(f"--backend: {exc}") from None
+    params = parse_kv(args.param)
+    parse_delays(args.delays)  # syntax and the 1000-TR bound
+    check_specs(list(args.features), params)
     ds = open_dataset(args)
     if args.subject not in ds.subjects():
         raise UsageError(f"unknown subject {args.subject!r}; dataset {ds.name!r} has: "
@@ -75,32 +88,27 @@ def run(args) -> int:
             raise UsageError(f"--train-stories: {', '.join(bad)} are test stories or lack words or "
                              f"responses of {args.subject}")
         stories = list(dict.fromkeys(list(args.train_stories) + test))
-    params = parse_kv(args.param)
-    delays = parse_delays(args.delays)
-    try:  # check every SPEC and parameter before any expensive work
-        for spec in args.features:
-            [get_space(r.name) for band in parse_spec(spec) for r in band]
-        for key in params:
-            if not any(key in _spec_params(spec, {key: 1}) for spec in args.features):
-                raise FeatureParameterError(f"no feature space of {args.features} has a parameter {key!r}")
-    except (UnknownFeatureSpaceError, FeatureParameterError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
+    train = [s for s in stories if s not in set(test)]
+    if len(train) < 2:
+        raise UsageError(f"need at least 2 training stories with words and responses of "
+                         f"{args.subject} (got {len(train)}: {', '.join(train) or 'none'}; "
+                         f"--train-stories or the dataset)")
+    ctx = SpaceContext(ds, subject=args.subject, progress=not args.no_progress,
+                       lm_model=args.model, device=args.device, train_stories=train)
+    delays = parse_delays(args.delays, n_rows=min(ctx.story(s).grid.n_rows for s in stories))
 
     out = Path(args.out)
     parameters = {"manifest": str(args.manifest), "data_root": str(args.data_root),
                   "backend": args.backend, "delays": list(delays), "params": params,
                   "model": args.model, "n_folds": args.n_folds,
                   "n_permutations": args.n_permutations,
-                  "train_stories": [s for s in stories if s not in set(test)],
+                  "train_stories": train,
                   "test_stories_without_data": dropped}
     previous = {}
     if args.resume and (out / "summary.json").is_file():
         old = json.loads((out / "summary.json").read_text())
         if old.get("parameters") == json.loads(json.dumps(parameters)):
             previous = old.get("feature_sets", {})
-    ctx = SpaceContext(ds, subject=args.subject, progress=not args.no_progress,
-                       lm_model=args.model, device=args.device,
-                       train_stories=[s for s in stories if s not in set(test)])
     Y = {s: ds.load_responses(args.subject, s) for s in stories}
     results = {}
     for spec in args.features:
@@ -109,9 +117,15 @@ def run(args) -> int:
             print(f"{spec}: reused from {out / previous[spec]['result']}")
             continue
         t0 = time.time()
-        result = fit_feature_set(ctx, spec, stories, Y, test, params=_spec_params(spec, params),
-                                 delays=delays, backend=args.backend, n_folds=args.n_folds,
-                                 n_permutations=args.n_permutations, progress=not args.no_progress)
+        try:
+            result = fit_feature_set(ctx, spec, stories, Y, test, params=_spec_params(spec, params),
+                                     delays=delays, backend=args.backend, n_folds=args.n_folds,
+                                     n_permutations=args.n_permutations,
+                                     progress=not args.no_progress)
+        except (FeatureParameterError, UnknownFeatureSpaceError, LanguageModelNotFoundError,
+                ValueError) as exc:  # bad --model/--device, a story without words, ...
+            done = f"; SPECs fitted so far are in {out / 'summary.json'}" if results else ""
+            raise UsageError(f"SPEC {spec!r}: {exc}{done}") from None
         results[spec] = result
         write_run(out, results, subject=args.subject, test_stories=test,
                   targets=_targets(ds, args.subject), parameters=parameters)
