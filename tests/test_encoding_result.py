@@ -85,3 +85,21 @@ def test_write_run_rejects_bad_targets(tmp_path):
     with pytest.raises(ValueError, match=r"\['mask'\]"):
         write_run(tmp_path, {"x": _result("x")}, subject="S", test_stories=[],
                   targets={"kind": "volume"}, parameters={})
+
+
+def test_write_run_saves_only_the_results_asked_for(tmp_path):
+    """A run growing one feature set at a time saves each result once; the summary has them all."""
+    run = tmp_path / "RUN"
+    kw = dict(subject="S", test_stories=["c"], targets={"kind": "components", "reason": "PCs"},
+              parameters={})
+    first = {"llm": _result("llm")}
+    write_run(run, first, **kw)
+    saved = run / "results" / "llm" / "result.json"
+    stamp = saved.stat().st_mtime_ns
+    both = {**first, "a+b": _result("a+b", seed=2)}
+    write_run(run, both, save=["a+b"], **kw)
+    assert saved.stat().st_mtime_ns == stamp                   # llm was not rewritten
+    assert EncodingResult.load(run / "results" / "a_plus_b").feature_set == "a+b"
+    assert set(read_summary(run)["feature_sets"]) == {"llm", "a+b"}
+    with pytest.raises(ValueError, match="not in results.*'zz'"):
+        write_run(run, both, save=["zz"], **kw)

@@ -127,12 +127,10 @@ def run(args) -> int:
             done = f"; SPECs fitted so far are in {out / 'summary.json'}" if results else ""
             raise UsageError(f"SPEC {spec!r}: {exc}{done}") from None
         results[spec] = result
-        write_run(out, results, subject=args.subject, test_stories=test,
-                  targets=_targets(ds, args.subject), parameters=parameters)
+        write_run(out, results, subject=args.subject, test_stories=test,  # summary after each SPEC
+                  targets=_targets(ds, args.subject), parameters=parameters, save=[spec])
         print(f"{spec}: mean r {result.mean_r():.4f}, top-10% {result.top10_mean_r():.4f} "
               f"({result.provenance['n_features']} features, {time.time() - t0:.0f} s)")
-    write_run(out, results, subject=args.subject, test_stories=test,
-              targets=_targets(ds, args.subject), parameters=parameters)
     from ..report import write_report
 
     print(f"wrote {out / 'summary.json'} and {write_report(out)}")

@@ -14,7 +14,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -49,7 +49,8 @@ def _check_targets(targets: Mapping[str, Any]) -> dict:
 
 
 def write_run(run_dir: str | Path, results: Mapping[str, EncodingResult], *, subject: str,
-              test_stories, targets: Mapping[str, Any], parameters: Mapping[str, Any]) -> Path:
+              test_stories, targets: Mapping[str, Any], parameters: Mapping[str, Any],
+              save: Iterable[str] | None = None) -> Path:
     """Save each result under ``run_dir/results/<slug>/`` and write targets.json and summary.json.
 
     Parameters
@@ -63,6 +64,10 @@ def write_run(run_dir: str | Path, results: Mapping[str, EncodingResult], *, sub
         or ``{"kind": "components", "reason": ...}``.
     parameters : dict
         Run parameters (manifest, data root, backend, ...) recorded in the summary.
+    save : iterable of SPEC, optional
+        Only (re)save these results (default: all). A run that grows one feature set at a
+        time saves each result once instead of rewriting every earlier one (weights and
+        predictions of a full subject are hundreds of MB each).
 
     Returns
     -------
@@ -80,9 +85,14 @@ def write_run(run_dir: str | Path, results: Mapping[str, EncodingResult], *, sub
                              f"{[k for k, v in slugs.items() if v == slug][0]!r} map to the "
                              f"same folder {slug!r}")
         slugs[spec] = slug
+    to_save = set(results) if save is None else set(save)
+    unknown = to_save - set(results)
+    if unknown:
+        raise ValueError(f"save names feature sets that are not in results: {sorted(unknown)}")
     feature_sets, timings, versions = {}, {}, {}
     for spec, result in results.items():
-        result.save(run_dir / "results" / slugs[spec])
+        if spec in to_save:
+            result.save(run_dir / "results" / slugs[spec])
         entry = result.summary()
         entry["result"] = f"results/{slugs[spec]}"
         entry["alpha_median"] = float(np.median(result.alphas))
