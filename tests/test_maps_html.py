@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 
@@ -15,6 +14,7 @@ from gim_brain.maps.surface import fsaverage_meshes
 from gim_brain.maps.volume import values_to_img
 
 from _maps_helpers import blob_values, low_res_mni_mask
+from _real_parts import require_program
 
 BLOB_MM = (-56.0, -24.0, 4.0)
 
@@ -55,20 +55,17 @@ def test_remote_resources_are_detected():
         make_offline(page)
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(_chromium() is None, reason="headless rendering needs Debian's `chromium` on PATH")
 def test_surface_page_renders_in_headless_chromium_without_network(surface_page, tmp_path):
     from PIL import Image
+
+    chromium = require_program("chromium", "chromium-browser", why="headless rendering needs Debian's chromium")
 
     page = save_html(surface_page, tmp_path / "map.html")
     shot = tmp_path / "shot.png"
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
-            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--no-first-run", f"--user-data-dir={profile}",
              "--proxy-server=127.0.0.1:9",  # any network request would fail

@@ -1,0 +1,24 @@
+"""Programs that some tests need (``from _real_parts import require_program``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def require_program(*names: str, why: str) -> str:
+    """Path of the first of ``names`` on PATH; skips with ``why`` where none is installed.
+
+    CI (``.ci/run``) installs these programs and sets ``GIM_BRAIN_REQUIRE_REAL_PARTS=1``, so
+    there a missing program fails the test instead of skipping it.
+    """
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    message = f"{why}: none of {', '.join(names)} is on PATH"
+    if os.environ.get("GIM_BRAIN_REQUIRE_REAL_PARTS"):
+        pytest.fail(message + " (GIM_BRAIN_REQUIRE_REAL_PARTS is set: .ci/run should have installed it)")
+    pytest.skip(message)
