@@ -281,6 +281,11 @@ class Experiment:
                 self._fail(f"features.params", f"{key} must be a number, string or boolean, got "
                            f"{value!r}; for one space write SPACE.{key.split('.')[-1]} or put "
                            f"it in the SPEC: \"llm[{key.split('.')[-1]}=...]\"")
+        spaces = {k.split(".", 1)[0] for k in ft.params if "." in k}
+        clash = sorted(spaces & {k for k in ft.params if "." not in k})
+        if clash:
+            self._fail("features.params", f"{clash[0]!r} is both a parameter and a space name "
+                       f"({clash[0]}.K); rename one")
         if not ft.delays:
             self._fail("features.delays", "is empty; write [0] (or \"none\") for no delays")
         bad = [d for d in ft.delays if abs(d) >= MAX_DELAY_TRS]
