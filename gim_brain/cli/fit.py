@@ -24,6 +24,25 @@ OUT/summary.json, OUT/targets.json, OUT/results/<slug>/ and OUT/report.html; sev
 (--subject repeated, or --subject all) write that under OUT/<subject>/ plus a cross-subject
 OUT/summary.json and OUT/report.html. --resume reuses results fitted with the same parameters
 on the same data files. Every flag given overrides the run config, whatever its value.
+
+a run config (every key is optional except manifest, subjects, sets and out; each key has the
+flag of the same name, e.g. encoding.n_folds = --n-folds):
+  [dataset]
+  manifest = "lebel2023_pca"
+  data_root = "../shared/data/lebel2023"     # relative to the file
+  subjects = ["UTS01", "UTS02", "UTS03"]     # or ["all"]
+  [features]
+  sets = ["wordrate", "llm", "wordrate,llm"]
+  [features.params.llm]                      # --param llm.layer=10
+  layer = 10
+  [responses]
+  preprocess = "center"
+  [encoding]
+  alphas = [1.0, 10.0, 100.0, 1000.0]
+  n_folds = 5
+  score = "correlation"
+  [outputs]
+  out = "runs/three"
 """
 
 #: Experiment key -> how its flag parses (besides str); booleans are --x / --no-x.
@@ -60,13 +79,13 @@ def _fields():
 
 
 def _default_text(f) -> str:
-    if f.default is dataclasses.MISSING or f.default is None:
+    if f.default is dataclasses.MISSING or f.default in (None, "") or "default" in f.metadata["help"]:
         return ""
     if isinstance(f.default, bool):
-        return ""
+        return f" (default: {'on' if f.default else 'off'})"
     if isinstance(f.default, tuple):
         return ""
-    return f" [default: {f.default}]"
+    return f" (default: {f.default})"
 
 
 def register(subparsers) -> None:
@@ -81,8 +100,8 @@ def register(subparsers) -> None:
     for dotted, f in _fields():
         flag, help_ = f.metadata["flag"], f.metadata["help"] + _default_text(f)
         kw: dict = {"dest": dotted, "help": help_}
-        if f.metadata.get("metavar"):
-            kw["metavar"] = f.metadata["metavar"]
+        if f.type != "bool" and dotted not in _CHOICES:
+            kw["metavar"] = f.metadata.get("metavar") or f.name.upper()
         if f.type == "bool":
             kw["action"] = argparse.BooleanOptionalAction
         elif dotted in _APPEND:

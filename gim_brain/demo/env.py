@@ -56,6 +56,31 @@ class Setup:
             return space
         return space + "[" + ";".join(f"{k}={v}" for k, v in params.items()) + "]"
 
+    def experiment(self, sets, name: str, **encoding):
+        """An :class:`~gim_brain.experiment.Experiment` of this setup's dataset and subject.
+
+        Parameters
+        ----------
+        sets : list of str
+            Feature SPECs (use :meth:`spec` for the setup's space parameters).
+        name : str
+            Names the experiment and its run directory ``out/name``.
+        **encoding
+            :class:`~gim_brain.experiment.EncodingSpec` options (alphas, n_folds, score, ...);
+            ``n_folds`` defaults to one fold per training story, at most 5.
+        """
+        from ..experiment import DatasetSpec, EncodingSpec, Experiment, FeatureSpec, OutputSpec
+
+        encoding.setdefault("n_folds", max(2, min(5, len(self.train_stories))))
+        return Experiment(
+            name=name,
+            dataset=DatasetSpec(manifest=str(self.dataset.manifest_path or self.dataset.name),
+                                data_root=str(self.dataset.root),
+                                train_stories=tuple(self.train_stories)),
+            subjects=(self.subject,), features=FeatureSpec(sets=tuple(sets)),
+            encoding=EncodingSpec(**encoding),
+            outputs=OutputSpec(out=str(self.out / name), progress=False))
+
     @property
     def stories(self) -> list[str]:
         return self.train_stories + self.test_stories
