@@ -17,9 +17,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-from ..encoding.comparison import compare_scores, paired_difference_test  # noqa: F401 (re-exported)
 from .main import UsageError
 
 __all__ = ["register", "run"]
@@ -86,6 +83,7 @@ def _slug(text: str) -> str:
 
 
 def run(args) -> int:
+    from ..encoding.comparison import compare_scores
     from ..encoding.run import RunDirError, load_results, read_targets
 
     run_a, spec_a = _split(args.run_a)
@@ -119,32 +117,18 @@ def run(args) -> int:
         if stats["n_significant_a"] is not None or stats["n_significant_b"] is not None:
             print(f"  FDR-significant targets: {stats['n_significant_a']} vs {stats['n_significant_b']}")
         if out_dir is not None:
-            import matplotlib.pyplot as plt
+            from ..maps.scores import save_comparison_figures
 
-            from ..maps.scores import difference_glass, plot_comparison
-
-            out_dir.mkdir(parents=True, exist_ok=True)
-            fig = plot_comparison(ra.scores[args.metric], rb.scores[args.metric], name_a, name_b,
-                                  args.metric)
-            png = out_dir / f"compare_{_slug(sa)}_vs_{_slug(sb)}.png"
-            fig.savefig(png, dpi=100)
-            plt.close(fig)
-            stats["figure"] = str(png)
-            print(f"  wrote {png}")
             try:
                 targets_a, targets_b = read_targets(run_a), read_targets(run_b)
             except RunDirError:  # a run without targets.json: no map, the numbers stand
                 targets_a = targets_b = None
-            diff = (np.asarray(ra.scores[args.metric], np.float32)
-                    - np.asarray(rb.scores[args.metric], np.float32))
-            fig = (difference_glass(diff, targets_a, run_a, f"{args.metric}: {name_a} − {name_b}")
-                   if targets_a and targets_a == targets_b else None)
-            if fig is not None:
-                mpng = out_dir / f"diffmap_{_slug(sa)}_vs_{_slug(sb)}.png"
-                fig.savefig(mpng, dpi=90)
-                plt.close(fig)
-                stats["map"] = str(mpng)
-                print(f"  wrote {mpng}")
+            written = save_comparison_figures(ra, rb, name_a, name_b, args.metric, out_dir,
+                                              f"{_slug(sa)}_vs_{_slug(sb)}", targets_a,
+                                              targets_b, base=run_a)
+            stats.update(written)
+            for path in written.values():
+                print(f"  wrote {path}")
         report["comparisons"].append(stats)
     if args.json:
         from .._cache import atomic_write_bytes

@@ -3,15 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import io
-import json
-import time
-from pathlib import Path
 
-import numpy as np
-
-from .. import __version__
-from .._cache import atomic_write_bytes
 from .main import UsageError
 
 EPILOG = """example:
@@ -104,16 +96,8 @@ def list_spaces_text() -> str:
     return "\n".join(lines)
 
 
-def _save_npy(path: Path, x: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, x)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def run(args) -> int:
-    from ..features import SpaceContext, build_design, get_space, parse_spec
-    from ..features.registry import FeatureParameterError, UnknownFeatureSpaceError
-    from ..lm import LanguageModelNotFoundError
+    from ..experiment.export import export_features
 
     if args.list:
         print(list_spaces_text())
@@ -121,42 +105,14 @@ def run(args) -> int:
     if not args.space or not args.out:
         raise UsageError("--space and --out are required (or --list)")
     params = parse_kv(args.param)
-    parse_delays(args.delays)  # syntax and the 1000-TR bound before opening anything
-    routed = check_specs([args.space], params)[args.space]
+    delays = parse_delays(args.delays)  # syntax and the 1000-TR bound before opening anything
+    check_specs([args.space], params)
     ds = open_dataset(args)
-    needs_subject = sorted({r.name for band in parse_spec(args.space) for r in band
-                            if get_space(r.name).uses_responses})
-    if needs_subject and not args.subject:
-        raise UsageError(f"feature space {', '.join(needs_subject)} is built from responses: "
-                         f"name a subject with --subject (dataset {ds.name!r} has: "
-                         f"{', '.join(ds.subjects())})")
-    if args.subject is not None and args.subject not in ds.subjects():
-        raise UsageError(f"--subject: unknown subject {args.subject!r}; dataset {ds.name!r} has: "
-                         f"{', '.join(ds.subjects())}")
-    stories = args.stories or ds.stories()
-    unknown = [s for s in stories if s not in set(ds.stories())]
-    if unknown:
-        raise UsageError(f"unknown stories or stories without words: {', '.join(unknown)}")
-    ctx = SpaceContext(ds, subject=args.subject, progress=not args.no_progress,
-                       lm_model=args.model, device=args.device)
-    delays = parse_delays(args.delays, n_rows=min(ctx.story(s).grid.n_rows for s in stories))
-    t0 = time.time()
-    try:
-        design = build_design(ctx, routed.build_spec, stories, params=routed.params,
-                              delays=delays)
-    except (UnknownFeatureSpaceError, FeatureParameterError, LanguageModelNotFoundError,
-            ValueError) as exc:
-        raise UsageError(f"SPEC {args.space!r}: {exc}") from None
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for story, x in design.X.items():
-        _save_npy(out / f"{story}.npy", x)
-    desc = design.describe()
-    desc.update(dataset=ds.name, manifest=str(args.manifest), data_root=str(args.data_root),
-                subject=args.subject, gim_brain_version=__version__,
-                seconds=round(time.time() - t0, 2), files="<story>.npy float32 (n_rows, n_features)")
-    atomic_write_bytes(out / "features.json", json.dumps(desc, indent=1, default=str).encode())
-    print(f"wrote {len(design.X)} stories x {design.n_features} features of {args.space!r} to {out}")
+    desc = _usage(export_features, ds, args.space, args.out, params=params, delays=delays,
+                  subject=args.subject, stories=args.stories, model=args.model,
+                  device=args.device, progress=not args.no_progress)
+    print(f"wrote {len(desc['stories'])} stories x {desc['n_features']} features of "
+          f"{args.space!r} to {args.out}")
     return 0
 
 

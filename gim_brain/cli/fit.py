@@ -54,20 +54,6 @@ _CHOICES = {"responses.preprocess": ("center", "zscore", "none"),
 _APPEND = {"features.sets", "features.params"}
 
 
-def _alphas(text: str) -> list[float]:
-    """``"1,10,100"`` or ``"logspace:LO:HI:N"`` (exponents of 10) -> list of floats."""
-    import numpy as np
-
-    try:
-        if text.startswith("logspace:"):
-            lo, hi, n = text.split(":")[1:]
-            return [float(a) for a in np.logspace(float(lo), float(hi), int(n))]
-        return [float(a) for a in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers or "
-                                         f"logspace:LO:HI:N, got {text!r}") from None
-
-
 def _fields():
     """(dotted key, field) of every Experiment key that has a flag."""
     from ..experiment.config import SECTIONS
@@ -108,8 +94,6 @@ def register(subparsers) -> None:
             kw["action"] = "append"
         elif dotted == "dataset.train_stories":
             kw["nargs"] = "+"
-        elif dotted == "encoding.alphas":
-            kw["type"] = _alphas
         elif dotted in _INT:
             kw["type"] = int
         elif dotted in _FLOAT:
@@ -126,12 +110,14 @@ def build_experiment(args: argparse.Namespace):
     Only the flags actually given are in ``args`` (the parser's defaults are suppressed), so a
     flag given with the default's value still overrides the config.
     """
-    from ..experiment import Experiment, ExperimentError, parse_delays, parse_kv
+    from ..experiment import Experiment, ExperimentError, parse_alphas, parse_delays, parse_kv
 
     given = {k: v for k, v in vars(args).items() if "." in k}
     try:
         if "features.params" in given:
             given["features.params"] = parse_kv(given["features.params"])
+        if "encoding.alphas" in given:
+            given["encoding.alphas"] = parse_alphas(given["encoding.alphas"])
         if "features.delays" in given:
             given["features.delays"] = parse_delays(given["features.delays"])
         config = getattr(args, "config", None)

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from .config import MAX_DELAY_TRS, ExperimentError
 
-__all__ = ["RoutedSpec", "route_params", "parse_delays", "check_delays", "parse_kv"]
+__all__ = ["RoutedSpec", "route_params", "parse_delays", "check_delays", "parse_kv", "parse_alphas"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,24 @@ def parse_kv(items: Sequence[str] | None, flag: str = "--param") -> dict[str, st
             raise ExperimentError(f"{flag} {item!r} has no name before '='")
         out[k.strip()] = v.strip()
     return out
+
+
+def parse_alphas(text: str) -> tuple[float, ...]:
+    """``"1,10,100"`` or ``"logspace:LO:HI:N"`` (N values, exponents LO..HI of 10) -> floats.
+
+    ``logspace:0:8:17`` is the default grid of :func:`gim_brain.encoding.fit_encoding`, value
+    for value.
+    """
+    import numpy as np
+
+    try:
+        if text.strip().startswith("logspace:"):
+            lo, hi, n = text.strip().split(":")[1:]
+            return tuple(float(a) for a in np.logspace(float(lo), float(hi), int(n)))
+        return tuple(float(a) for a in text.split(","))
+    except ValueError:
+        raise ExperimentError(f"--alphas must be comma-separated numbers or logspace:LO:HI:N, "
+                              f"got {text!r}") from None
 
 
 def parse_delays(text: str) -> tuple[int, ...]:

@@ -8,7 +8,7 @@ from typing import Mapping
 
 import numpy as np
 
-__all__ = ["plot_comparison", "difference_glass"]
+__all__ = ["plot_comparison", "difference_glass", "save_comparison_figures"]
 
 
 def plot_comparison(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str, metric: str = "r"):
@@ -67,3 +67,40 @@ def difference_glass(diff: np.ndarray, targets: Mapping, base: str | Path, title
         return None
     img = values_to_img(np.nan_to_num(np.asarray(diff, np.float32)), parsed.mask, order=parsed.order)
     return plot_glass(img, kind="diff", title=title)
+
+
+def save_comparison_figures(res_a, res_b, name_a: str, name_b: str, metric: str,
+                            out_dir: str | Path, stem: str, targets_a: Mapping | None = None,
+                            targets_b: Mapping | None = None, base: str | Path = ".") -> dict:
+    """Write ``compare_{stem}.png`` (scatter + histogram) and, when both fits have the same
+    volume targets, ``diffmap_{stem}.png`` (glass brain of A - B) into ``out_dir``.
+
+    Returns
+    -------
+    dict with ``figure`` (and ``map``) paths as strings.
+    """
+    import matplotlib.pyplot as plt
+
+    from .._cache import atomic_write_bytes
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def save(fig, path: Path, dpi: int) -> str:
+        import io
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
+        plt.close(fig)
+        atomic_write_bytes(path, buf.getvalue())
+        return str(path)
+
+    a, b = res_a.scores[metric], res_b.scores[metric]
+    written = {"figure": save(plot_comparison(a, b, name_a, name_b, metric),
+                              out_dir / f"compare_{stem}.png", 100)}
+    if targets_a and targets_a == targets_b:
+        diff = np.asarray(a, np.float32) - np.asarray(b, np.float32)
+        fig = difference_glass(diff, targets_a, base, f"{metric}: {name_a} − {name_b}")
+        if fig is not None:
+            written["map"] = save(fig, out_dir / f"diffmap_{stem}.png", 90)
+    return written
