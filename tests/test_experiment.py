@@ -107,6 +107,12 @@ def test_every_fit_encoding_option_is_in_the_experiment():
     held = {f.name for f in dataclasses.fields(EncodingSpec)}
     assert options - derived <= held, options - derived - held
     assert set(OPTION_VALUES) == held
+    # and every one reaches fit_encoding by name
+    from gim_brain.experiment.runner import _fit_options
+
+    exp = Experiment(dataset=DatasetSpec("m"), subjects=("S",),
+                     features=FeatureSpec(sets=("wordrate",)), outputs=OutputSpec("o"))
+    assert set(_fit_options(exp)) == (options - {"feature_set", "band_names", "test_repeats"})
 
 
 @pytest.mark.parametrize("name", sorted(OPTION_VALUES))

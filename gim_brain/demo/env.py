@@ -139,11 +139,10 @@ def setup_from_env(progress: bool = False) -> Setup:
     if subject not in ds.subjects():
         raise ValueError(f"GIM_BRAIN_SUBJECT={subject!r} is not a subject of {ds.name!r} "
                          f"({', '.join(ds.subjects())})")
-    train = ds.train_stories(subject)
+    split = ds.split(subject)  # the dataset decides the test stories, as for `gim-brain fit`
+    train, test = list(split.train), list(split.test)
     limit = _int_env("GIM_BRAIN_MAX_TRAIN", None)
     if limit:
         train = train[:limit]
-    have = set(ds.stories_with_responses(subject, require_words=True))
-    test = [s for s in ds.test_stories if s in have]
     return Setup(dataset=ds, subject=subject, is_demo=is_demo, lm_model=lm_model,
                  space_params=params, train_stories=train, test_stories=test, out=out)

@@ -164,13 +164,20 @@ def _plan(exp: Experiment, ds, out: Path) -> list[_Plan]:
     return plans
 
 
+#: EncodingSpec fields that are not fit_encoding arguments (the run applies them itself).
+_NOT_FIT_OPTIONS = ("blas_threads",)
+
+
 def _fit_options(exp: Experiment) -> dict[str, Any]:
-    e = exp.encoding
-    return dict(alphas=list(e.alphas), n_folds=e.n_folds, backend=e.backend, solver=e.solver,
-                score=e.score, n_iter=e.n_iter, variance_partitioning=e.variance_partitioning,
-                n_permutations=e.n_permutations, block_size=e.block_size, fdr_alpha=e.fdr_alpha,
-                seed=e.seed, keep_weights=e.keep_weights, keep_predictions=e.keep_predictions,
-                n_targets_batch=e.n_targets_batch, progress=exp.outputs.progress)
+    """The keyword arguments of :func:`~gim_brain.encoding.fit_encoding`: every field of
+    :class:`EncodingSpec` (a new option there reaches the fit with no other edit)."""
+    import dataclasses
+
+    opts = {f.name: getattr(exp.encoding, f.name) for f in dataclasses.fields(exp.encoding)
+            if f.name not in _NOT_FIT_OPTIONS}
+    opts["alphas"] = list(opts["alphas"])
+    opts["progress"] = exp.outputs.progress
+    return opts
 
 
 def _previous(out: Path) -> dict:
