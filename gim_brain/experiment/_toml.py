@@ -64,7 +64,7 @@ def _table(lines: list[str], path: list[str], table: dict[str, Any]) -> None:
         lines.append("[" + ".".join(key(p) for p in path) + "]")
     lines.extend(f"{key(k)} = {value(v)}" for k, v in plain.items())
     for k, sub in table.items():
-        if isinstance(sub, dict):
+        if isinstance(sub, dict) and sub:  # an empty table reads back as the default {}
             _table(lines, path + [k], sub)
 
 
