@@ -188,7 +188,7 @@ def write_report(run: str | Path, maps: bool = True, extra_images: dict[str, Pat
     sets = summary.get("feature_sets", {})
     if sets:
         rows = [{"feature set": spec, **vals} for spec, vals in sets.items()]
-        columns = ["feature set", "mean_r", "top10_mean_r", "n_targets", "n_significant"]
+        columns = ["feature set", "mean_r", "median_r", "top10_mean_r", "n_targets", "n_significant"]
         parts.append("<h2>Feature sets (held-out test stories)</h2>" + _table(rows, columns))
     for key in ("subject", "test_stories", "planted_recovery"):
         if key in summary:
