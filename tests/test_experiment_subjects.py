@@ -71,3 +71,21 @@ def test_unknown_subject_among_several_is_named(three_subjects, capsys):
     assert rc == 2
     assert "unknown subject 'sim09'" in capsys.readouterr().err
     assert not (root / "bad").exists()
+
+
+@pytest.mark.slow
+def test_map_of_a_several_subject_run_maps_each_subject(three_subjects, monkeypatch):
+    root = three_subjects
+    monkeypatch.setenv("GIM_BRAIN_CACHE", str(root / "cache"))
+    out = root / "run2"
+    assert main(["fit", "--manifest", str(root / "data" / "manifest.toml"), "--data-root",
+                 str(root / "data"), "--subject", "sim01", "--subject", "sim03", "--features",
+                 "wordrate", "--n-folds", "2", "--n-permutations", "0", "--backend", "numpy",
+                 "--no-progress", "--no-report", "--out", str(out)]) == 0
+    assert not (out / "report.html").exists()  # --no-report
+    assert sorted(json.loads((out / "summary.json").read_text())["runs"]) == ["sim01", "sim03"]
+    assert main(["map", str(out), "--out", str(root / "maps"), "--kind", "volume",
+                 "--dpi", "30"]) == 0
+    for subject in ("sim01", "sim03"):
+        assert (root / "maps" / subject / "r_wordrate.nii.gz").is_file()
+    assert not (root / "maps" / "sim02").exists()
