@@ -278,3 +278,27 @@ def test_response_preprocessing(tmp_path):
     z = preprocess_responses(y, "zscore")
     assert np.allclose(z["a"].std(0), 1) and np.allclose(z["b"], 0)
     assert np.array_equal(preprocess_responses(y, "none")["a"], y["a"])
+
+
+def test_dataset_split_and_targets_are_decided_in_one_place(tmp_path):
+    from _features_helpers import make_tiny_dataset
+
+    from gim_brain.data import load_dataset
+    from gim_brain.data.dataset import SplitError
+
+    manifest = make_tiny_dataset(tmp_path / "data", n_stories=5)
+    ds = load_dataset(manifest, tmp_path / "data")
+    split = ds.split("S1")
+    assert split.test == ["s0"] and split.train == ["s1", "s2", "s3", "s4"]
+    assert split.stories == ["s1", "s2", "s3", "s4", "s0"] and split.test_without_data == []
+    assert ds.split("S1", ["s3", "s1"]).train == ["s3", "s1"]
+    with pytest.raises(SplitError, match="unknown subject 'S2'"):
+        ds.split("S2")
+    with pytest.raises(SplitError, match="s0 are test stories"):
+        ds.split("S1", ["s0", "s1"])
+    with pytest.raises(SplitError, match="at least 2 training stories"):
+        ds.split("S1", ["s1"])
+    assert ds.targets("S1")["kind"] == "components"
+    (tmp_path / "data" / "derivative" / "pycortex-db" / "S1").mkdir(parents=True)
+    assert ds.targets("S1") == {"kind": "pycortex_db", "subject": "S1",
+                                "db": str(tmp_path / "data" / "derivative" / "pycortex-db")}
