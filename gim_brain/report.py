@@ -26,7 +26,7 @@ import numpy as np
 
 from .encoding.run import RunDirError, load_results, read_summary, read_targets
 
-__all__ = ["make_volume_maps", "write_report"]
+__all__ = ["make_volume_maps", "write_report", "plot_subjects"]
 
 
 def _fig_png(fig) -> bytes:
@@ -99,6 +99,72 @@ text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}img{max-wi
 pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:85%}"""
 
 
+def plot_subjects(rows: list[dict], metric: str = "mean_r"):
+    """Per feature set, ``metric`` of every subject (dots) and their mean (bar).
+
+    Parameters
+    ----------
+    rows : list of dict
+        ``summary.json["per_subject"]``: subject, feature_set, mean_r, median_r, top10_mean_r.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+
+    specs = list(dict.fromkeys(r["feature_set"] for r in rows))
+    subjects = list(dict.fromkeys(r["subject"] for r in rows))
+    fig, ax = plt.subplots(figsize=(1.2 + 1.3 * len(specs), 3.6))
+    for i, spec in enumerate(specs):
+        vals = [r[metric] for r in rows if r["feature_set"] == spec and r[metric] is not None]
+        if vals:
+            ax.bar(i, float(np.mean(vals)), color="#c9d6ea", width=0.7)
+    for k, subject in enumerate(subjects):
+        xs, ys = [], []
+        for i, spec in enumerate(specs):
+            for r in rows:
+                if r["subject"] == subject and r["feature_set"] == spec and r[metric] is not None:
+                    xs.append(i + (k - (len(subjects) - 1) / 2) * 0.08)
+                    ys.append(r[metric])
+        ax.plot(xs, ys, "o", ms=5, label=subject)
+    ax.set_xticks(range(len(specs)))
+    ax.set_xticklabels(specs, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.axhline(0, color="k", lw=0.6)
+    ax.legend(fontsize=7, ncol=min(4, len(subjects)), frameon=False)
+    ax.set_title(f"{metric.replace('_', ' ')} per subject (bars: mean over subjects)")
+    fig.tight_layout()
+    return fig
+
+
+def _subjects_report(run: Path, summary: dict) -> str:
+    """Body of the report of a several-subject run (``OUT/<subject>/`` hold the subjects)."""
+    rows = summary.get("per_subject", [])
+    parts = [f"<h1>gim-brain run: {html.escape(run.name)} ({len(summary['subjects'])} subjects)</h1>"]
+    cross = [{"feature set": spec, **v} for spec, v in summary.get("cross_subject", {}).items()]
+    parts.append("<h2>Across subjects (mean over subjects; SD)</h2>" + _table(
+        [{**c, "mean r": c.get("mean_r"), "SD mean r": c.get("mean_r_sd"),
+          "median r": c.get("median_r"), "top-10% r": c.get("top10_mean_r"),
+          "subjects": c.get("n_subjects")} for c in cross],
+        ["feature set", "subjects", "mean r", "SD mean r", "median r", "top-10% r"]))
+    parts.append("<h2>Per subject</h2>" + _table(
+        [{"subject": r["subject"], "feature set": r["feature_set"], "mean r": r["mean_r"],
+          "median r": r["median_r"], "top-10% r": r["top10_mean_r"],
+          "significant": r.get("n_significant"), "targets": r.get("n_targets")} for r in rows],
+        ["subject", "feature set", "mean r", "median r", "top-10% r", "significant", "targets"]))
+    if rows:
+        data = base64.b64encode(_fig_png(plot_subjects(rows))).decode()
+        parts.append(f"<img alt='mean r per subject' src='data:image/png;base64,{data}'>")
+    links = "".join(f"<li><a href='{html.escape(p)}/report.html'>{html.escape(s)}</a></li>"
+                    for s, p in summary.get("runs", {}).items())
+    parts.append(f"<h2>Subjects' own reports</h2><ul>{links}</ul>")
+    details = {k: v for k, v in summary.items() if k not in ("per_subject", "cross_subject")}
+    parts.append("<h2>Parameters</h2><pre>"
+                 + html.escape(json.dumps(details, indent=1, default=str)) + "</pre>")
+    return "\n".join(parts)
+
+
 def write_report(run: str | Path, maps: bool = True, extra_images: dict[str, Path] | None = None
                  ) -> Path:
     """Write ``RUN/report.html`` and return its path.
@@ -116,11 +182,13 @@ def write_report(run: str | Path, maps: bool = True, extra_images: dict[str, Pat
     """
     run = Path(run)
     summary = read_summary(run)
+    if "runs" in summary and "subjects" in summary:  # several subjects: OUT/<subject>/
+        return _write_page(run, _subjects_report(run, summary))
     parts = [f"<h1>gim-brain run: {html.escape(run.name)}</h1>"]
     sets = summary.get("feature_sets", {})
     if sets:
         rows = [{"feature set": spec, **vals} for spec, vals in sets.items()]
-        columns = ["feature set", "mean_r", "top10_mean_r", "n_targets", "n_significant"]
+        columns = ["feature set", "mean_r", "median_r", "top10_mean_r", "n_targets", "n_significant"]
         parts.append("<h2>Feature sets (held-out test stories)</h2>" + _table(rows, columns))
     for key in ("subject", "test_stories", "planted_recovery"):
         if key in summary:
@@ -149,9 +217,13 @@ def write_report(run: str | Path, maps: bool = True, extra_images: dict[str, Pat
     details = {k: v for k, v in summary.items() if k not in ("feature_sets",)}
     parts.append("<h2>Parameters, versions, timings</h2><pre>"
                  + html.escape(json.dumps(details, indent=1, default=str)) + "</pre>")
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>gim-brain report: "
-            f"{html.escape(run.name)}</title><style>{_CSS}</style></head><body>"
-            + "\n".join(parts) + "</body></html>")
+    return _write_page(run, "\n".join(parts))
+
+
+def _write_page(run: Path, body: str) -> Path:
     from ._cache import atomic_write_bytes
 
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>gim-brain report: "
+            f"{html.escape(run.name)}</title><style>{_CSS}</style></head><body>"
+            + body + "</body></html>")
     return atomic_write_bytes(run / "report.html", page.encode("utf-8"))

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from gim_brain.cli.compare import compare_scores, paired_difference_test
+from gim_brain.encoding.comparison import compare_scores, paired_difference_test
 from gim_brain.cli.main import main
 from gim_brain.encoding.result import EncodingResult
 from gim_brain.report import write_report

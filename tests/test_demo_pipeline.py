@@ -90,3 +90,28 @@ def test_demo_cli_rejects_bad_options(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "x"), "--resolution", "2"]) == 2
     assert "--resolution" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()  # nothing computed or written
+
+
+@pytest.mark.slow
+def test_fit_on_demo_toml_reproduces_the_demo_scores_exactly(small_demo, tmp_path, monkeypatch):
+    """`gim-brain fit OUT/demo.toml --out X` is the demo's experiment: the same scores, bit for bit."""
+    from gim_brain.cli.main import main
+    from gim_brain.encoding import load_results
+
+    run, config, summary = small_demo
+    monkeypatch.setenv("GIM_BRAIN_CACHE", str(run.parent / "cache"))
+    assert main(["fit", str(run / "demo.toml"), "--out", str(tmp_path / "refit"),
+                 "--no-progress"]) == 0
+    demo, refit = load_results(run), load_results(tmp_path / "refit")
+    assert list(refit) == list(demo) == config.feature_sets
+    for spec in demo:
+        for name in ("r", "r2"):
+            assert np.array_equal(demo[spec].scores[name], refit[spec].scores[name]), (spec, name)
+        assert np.array_equal(demo[spec].alphas, refit[spec].alphas)
+        for band, values in demo[spec].split_scores.items():
+            assert np.array_equal(values, refit[spec].split_scores[band])
+    again = json.loads((tmp_path / "refit" / "summary.json").read_text())
+    assert again["parameters"] == summary["parameters"]
+    assert again["response_preprocessing"]["method"] == "center"
+    for spec, entry in summary["feature_sets"].items():
+        assert again["feature_sets"][spec]["mean_r"] == entry["mean_r"]

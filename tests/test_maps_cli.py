@@ -75,7 +75,8 @@ def test_map_unique_variance_for_one_kind(mni_run, tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--value", "bogus"], "unknown value 'bogus'"),
-    (["--value", "r"], "choose one with --feature-set"),
+    (["--value", "r", "--feature-set", "nosuch"], "feature set 'nosuch' not in the run"),
+    (["--value", "unique:zz"], "no feature set of the run"),
     (["--value", "unique:zz", "--feature-set", "lm,gim"], "no unique variance for space 'zz'"),
     (["--kind", "volume,3d"], "unknown kind(s) ['3d']"),
 ])
@@ -119,3 +120,39 @@ def test_map_pycortex_db_run_draws_native_surfaces(tmp_path):
     vertex = np.load(out / "r_gim_surface.npz")
     assert vertex["left"].shape == (db.wm["left"].shape[0],)
     assert (out / "r_gim_flat.png").stat().st_size > 1000
+
+
+def test_map_without_feature_set_maps_every_feature_set(mni_run, tmp_path, capsys):
+    root = mni_run[0]
+    out = tmp_path / "all"
+    assert main(["map", str(root / "run"), "--out", str(out), "--kind", "volume", "--dpi", "30"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"r_gim.nii.gz", "r_lm.nii.gz", "r_lm__gim.nii.gz"} <= names
+    # a value only some feature sets have: those are mapped
+    assert main(["map", str(root / "run"), "--out", str(tmp_path / "u"), "--kind", "volume",
+                 "--value", "unique:gim", "--dpi", "30"]) == 0
+    assert {p.name for p in (tmp_path / "u").glob("*.nii.gz")} == {"unique_gim_lm__gim.nii.gz"}
+
+
+def test_a_new_map_kind_is_one_module(mni_run, tmp_path, monkeypatch):
+    """A module registering a kind is offered by `gim-brain map --kind` with no other edit."""
+    from pathlib import Path
+
+    from gim_brain.maps import kinds, render
+
+    # the built-in kinds are found as the modules of gim_brain.maps.kinds, listed nowhere else
+    modules = {p.stem for p in Path(kinds.__file__).parent.glob("*.py") if p.stem != "__init__"}
+    assert set(render.map_kinds()) == modules == set(render.MAP_KINDS)
+
+    def draw(job):
+        path = job.out / f"{job.slug}_mean.txt"
+        path.write_text(f"{np.nanmean(job.values):.6f}\n")
+        return [path]
+
+    monkeypatch.setitem(render._KINDS, "mean", render.MapKind("mean", draw, order=99))
+    root, mask, r_gim, _ = mni_run
+    assert "mean" in render.map_kinds()
+    out = tmp_path / "m"
+    assert main(["map", str(root / "run"), "--out", str(out), "--kind", "mean",
+                 "--feature-set", "gim"]) == 0
+    assert float((out / "r_gim_mean.txt").read_text()) == pytest.approx(float(np.mean(r_gim)), abs=1e-6)

@@ -17,11 +17,9 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from .main import UsageError
 
-__all__ = ["register", "paired_difference_test", "compare_scores", "plot_comparison", "run"]
+__all__ = ["register", "run"]
 
 EPILOG = """examples:
   gim-brain compare runs/llm runs/gim                      # feature sets the two runs share
@@ -50,121 +48,6 @@ def register(subparsers) -> None:
     parser.add_argument("--out", metavar="DIR", help="write figures (PNG) into DIR")
     parser.add_argument("--json", metavar="FILE", help="write the statistics as JSON")
     parser.set_defaults(func=run)
-
-
-def paired_difference_test(diff: np.ndarray, n_permutations: int = 10000, seed: int = 0) -> dict:
-    """Tests that the mean of per-target differences is zero.
-
-    Parameters
-    ----------
-    diff : (n_targets,) float
-        Per-target differences (NaN entries are dropped).
-    n_permutations : int
-        Random sign flips (two-sided; p = (1 + #|mean*| >= |mean|) / (1 + n)).
-    seed : int
-
-    Returns
-    -------
-    dict with ``n``, ``mean``, ``median``, ``frac_positive``, ``p_permutation``, ``p_wilcoxon``.
-    """
-    from scipy.stats import wilcoxon
-
-    d = np.asarray(diff, dtype=np.float64)
-    d = d[np.isfinite(d)]
-    if d.size < 2:
-        raise ValueError(f"need at least 2 finite per-target differences, got {d.size}")
-    if n_permutations < 1:
-        raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
-    rng = np.random.default_rng(seed)
-    observed = abs(d.mean())
-    count = 0
-    for start in range(0, n_permutations, 1000):
-        k = min(1000, n_permutations - start)
-        signs = rng.choice(np.array([-1.0, 1.0]), size=(k, d.size))
-        count += int(np.sum(np.abs(signs @ d) / d.size >= observed - 1e-15))
-    nonzero = d[d != 0]
-    p_w = float(wilcoxon(nonzero).pvalue) if nonzero.size >= 2 else 1.0
-    return {"n": int(d.size), "mean": float(d.mean()), "median": float(np.median(d)),
-            "frac_positive": float(np.mean(d > 0)),
-            "p_permutation": (1 + count) / (1 + n_permutations), "p_wilcoxon": p_w,
-            "n_permutations": int(n_permutations)}
-
-
-def compare_scores(res_a, res_b, metric: str = "r", n_permutations: int = 10000,
-                   seed: int = 0, only_significant: bool = False) -> dict:
-    """Statistics of ``res_a.scores[metric] - res_b.scores[metric]`` (EncodingResults).
-
-    Parameters
-    ----------
-    res_a, res_b : EncodingResult
-    metric : {"r", "r2"}
-    n_permutations, seed : see :func:`paired_difference_test`
-    only_significant : bool
-        Restrict the test to targets FDR-significant in either result.
-
-    Raises
-    ------
-    ValueError
-        If the two results have different numbers of targets, lack ``metric``, or lack p-values
-        when ``only_significant``.
-    """
-    for res in (res_a, res_b):
-        if metric not in res.scores:
-            raise ValueError(f"result {res.feature_set!r} has no {metric!r} scores "
-                             f"(has {sorted(res.scores)})")
-    a = np.asarray(res_a.scores[metric], dtype=np.float64)
-    b = np.asarray(res_b.scores[metric], dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"{res_a.feature_set!r} has {a.size} targets but {res_b.feature_set!r} "
-                         f"has {b.size}: only fits of the same targets can be compared")
-    keep = np.ones(a.shape, dtype=bool)
-    if only_significant:
-        if res_a.qvalues is None or res_b.qvalues is None:
-            raise ValueError("--only-significant needs p-values in both fits (fit with "
-                             "--n-permutations > 0)")
-        level = [float(r.provenance.get("parameters", {}).get("fdr_alpha", 0.05)) for r in (res_a, res_b)]
-        keep = (np.asarray(res_a.qvalues) <= level[0]) | (np.asarray(res_b.qvalues) <= level[1])
-        if keep.sum() < 2:
-            raise ValueError(f"only {int(keep.sum())} target(s) are significant in either fit")
-    out = paired_difference_test((a - b)[keep], n_permutations, seed)
-    out.update(metric=metric, mean_a=float(np.nanmean(a[keep])), mean_b=float(np.nanmean(b[keep])),
-               targets="significant in either" if only_significant else "all")
-    for side, res in (("a", res_a), ("b", res_b)):
-        out[f"n_significant_{side}"] = res.n_significant()
-    order = np.argsort(a - b)
-    out["most_improved_targets"] = [int(i) for i in order[::-1][:5]]
-    out["most_worsened_targets"] = [int(i) for i in order[:5]]
-    return out
-
-
-def plot_comparison(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str, metric: str = "r"):
-    """Scatter of per-target scores (A vs B, with the diagonal) and histogram of A - B.
-
-    Returns
-    -------
-    matplotlib Figure
-    """
-    import matplotlib.pyplot as plt
-
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
-    ax1.scatter(b, a, s=6, alpha=0.5, lw=0)
-    lo = float(np.nanmin([a.min(), b.min()]))
-    hi = float(np.nanmax([a.max(), b.max()]))
-    ax1.plot([lo, hi], [lo, hi], color="k", lw=0.8)
-    ax1.set_xlabel(f"{metric}: {name_b}")
-    ax1.set_ylabel(f"{metric}: {name_a}")
-    ax1.set_title(f"per-target {metric} ({a.size} targets)")
-    d = a - b
-    ax2.hist(d[np.isfinite(d)], bins=50, color="tab:purple")
-    ax2.axvline(0, color="k", lw=0.8)
-    ax2.axvline(np.nanmean(d), color="tab:red", lw=1.2, label=f"mean {np.nanmean(d):+.4f}")
-    ax2.set_xlabel(f"{metric}: {name_a} − {name_b}")
-    ax2.set_ylabel("targets")
-    ax2.legend()
-    fig.tight_layout()
-    return fig
 
 
 def _split(arg: str) -> tuple[Path, str | None]:
@@ -200,6 +83,7 @@ def _slug(text: str) -> str:
 
 
 def run(args) -> int:
+    from ..encoding.comparison import compare_scores
     from ..encoding.run import RunDirError, load_results, read_targets
 
     run_a, spec_a = _split(args.run_a)
@@ -233,36 +117,18 @@ def run(args) -> int:
         if stats["n_significant_a"] is not None or stats["n_significant_b"] is not None:
             print(f"  FDR-significant targets: {stats['n_significant_a']} vs {stats['n_significant_b']}")
         if out_dir is not None:
-            import matplotlib.pyplot as plt
+            from ..maps.scores import save_comparison_figures
 
-            out_dir.mkdir(parents=True, exist_ok=True)
-            fig = plot_comparison(ra.scores[args.metric], rb.scores[args.metric], name_a, name_b,
-                                  args.metric)
-            png = out_dir / f"compare_{_slug(sa)}_vs_{_slug(sb)}.png"
-            fig.savefig(png, dpi=100)
-            plt.close(fig)
-            stats["figure"] = str(png)
-            print(f"  wrote {png}")
             try:
                 targets_a, targets_b = read_targets(run_a), read_targets(run_b)
             except RunDirError:  # a run without targets.json: no map, the numbers stand
                 targets_a = targets_b = None
-            if targets_a and targets_a == targets_b and targets_a.get("kind") == "volume":
-                from ..maps import plot_glass, values_to_img
-                from ..maps.render import parse_targets
-
-                parsed = parse_targets(targets_a, base=run_a)
-                mask = parsed.mask if parsed.mask.is_file() else None
-                if mask is not None:
-                    diff = np.nan_to_num(np.asarray(ra.scores[args.metric], np.float32)
-                                         - np.asarray(rb.scores[args.metric], np.float32))
-                    img = values_to_img(diff, mask, order=parsed.order)
-                    fig = plot_glass(img, kind="diff", title=f"{args.metric}: {name_a} − {name_b}")
-                    mpng = out_dir / f"diffmap_{_slug(sa)}_vs_{_slug(sb)}.png"
-                    fig.savefig(mpng, dpi=90)
-                    plt.close(fig)
-                    stats["map"] = str(mpng)
-                    print(f"  wrote {mpng}")
+            written = save_comparison_figures(ra, rb, name_a, name_b, args.metric, out_dir,
+                                              f"{_slug(sa)}_vs_{_slug(sb)}", targets_a,
+                                              targets_b, base=run_a)
+            stats.update(written)
+            for path in written.values():
+                print(f"  wrote {path}")
         report["comparisons"].append(stats)
     if args.json:
         from .._cache import atomic_write_bytes

@@ -18,7 +18,8 @@ regions through a haemodynamic response plus noise) is written to OUT/data. The 
 space alone and all of them as bands of a banded ridge, draws maps, and states in
 OUT/summary.json how well the planted structure was recovered (`planted_recovery`: fraction of
 planted voxels best explained by their own space). OUT/report.html shows it all; OUT/demo.toml
-is the same experiment as a run config for `gim-brain fit`.
+is the same experiment as a run config: `gim-brain fit OUT/demo.toml --out X` gives exactly the
+demo's scores.
 """
 
 

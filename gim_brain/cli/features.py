@@ -3,15 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import io
-import json
-import time
-from pathlib import Path
 
-import numpy as np
-
-from .. import __version__
-from .._cache import atomic_write_bytes
 from .main import UsageError
 
 EPILOG = """example:
@@ -28,78 +20,48 @@ Every expensive step is cached by content key: an interrupted run resumes where 
 """
 
 
+def _usage(func, *args, **kwargs):
+    from ..experiment import ExperimentError
+
+    try:
+        return func(*args, **kwargs)
+    except ExperimentError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def parse_kv(items: list[str] | None) -> dict[str, str]:
-    """``["k=v", ...]`` -> dict (values stay strings; each space converts and checks its types)."""
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise UsageError(f"--param {item!r} must be written k=v")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
+    """``["k=v", "space.k=v"]`` -> dict (:func:`gim_brain.experiment.parse_kv`; UsageError)."""
+    from ..experiment import parse_kv as parse
 
-
-MAX_DELAY_TRS = 1000
+    return _usage(parse, items)
 
 
 def parse_delays(text: str, n_rows: int | None = None) -> tuple[int, ...]:
-    """``"1,2,3,4"`` -> ``(1, 2, 3, 4)`` FIR delays in TRs (``"none"`` -> ``(0,)``).
+    """``"1,2,3,4"`` -> FIR delays in TRs, checked against ``n_rows`` (UsageError); see
+    :func:`gim_brain.experiment.parse_delays` and :func:`~gim_brain.experiment.check_delays`."""
+    from ..experiment import check_delays
+    from ..experiment import parse_delays as parse
 
-    Negative delays (features shifted into the past: row ``t`` sees the stimulus at ``t + |d|``)
-    are allowed. A delay whose absolute value is ``>= n_rows`` (the shortest story's rows, when
-    known) or ``>= MAX_DELAY_TRS`` would leave only zeros and is a :class:`UsageError`.
+    delays = _usage(parse, text)
+    return _usage(check_delays, delays, n_rows) if n_rows is not None else delays
+
+
+def check_specs(specs: list[str], params: dict) -> dict:
+    """Route ``params`` to the spaces of ``specs`` and check every value (no building).
+
+    :func:`gim_brain.experiment.route_params`, with its errors as :class:`UsageError`.
     """
-    if text.strip().lower() in ("none", "0", ""):
-        return (0,)
-    try:
-        delays = tuple(int(d) for d in text.split(","))
-    except ValueError:
-        raise UsageError(f"--delays must be comma-separated whole TRs like 1,2,3,4, got {text!r}") from None
-    limit = MAX_DELAY_TRS if n_rows is None else min(MAX_DELAY_TRS, n_rows)
-    bad = [d for d in delays if abs(d) >= limit]
-    if bad:
-        why = (f"the shortest story has {n_rows} rows" if n_rows is not None and n_rows <= MAX_DELAY_TRS
-               else f"delays are limited to {MAX_DELAY_TRS} TRs")
-        raise UsageError(f"--delays {', '.join(map(str, bad))}: each delay must be shorter than "
-                         f"{limit} TRs in absolute value ({why}); delays are in TRs, not seconds")
-    return delays
+    from ..experiment import route_params
 
-
-def check_specs(specs: list[str], params: dict) -> None:
-    """Resolve every space of every SPEC with ``params`` + its bracket values (cheap, no building).
-
-    Raises :class:`UsageError` naming the SPEC, space or parameter at fault: unreadable SPEC,
-    unknown space, unknown parameter, wrong type or value; a ``--param`` key that no space of any
-    SPEC has.
-    """
-    from ..features import get_space, parse_spec, resolve_params
-
-    try:
-        used = set()
-        for spec in specs:
-            for band in parse_spec(spec):
-                for ref in band:
-                    space = get_space(ref.name)
-                    p = {k: v for k, v in params.items() if k in space.param_names()}
-                    used.update(p)
-                    p.update(dict(ref.given))
-                    try:
-                        resolve_params(space, p)
-                    except ValueError as exc:
-                        raise ValueError(f"SPEC {spec!r}: {exc}") from None
-        unused = [k for k in params if k not in used]
-        if unused:
-            raise ValueError(f"--param {', '.join(map(repr, unused))}: no feature space of "
-                             f"{', '.join(specs)} has a parameter {unused[0]!r}")
-    except ValueError as exc:  # parse errors, UnknownFeatureSpaceError, FeatureParameterError
-        raise UsageError(str(exc)) from None
+    return _usage(route_params, specs, params)
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", help="dataset manifest name or TOML path")
     p.add_argument("--data-root", help="folder the manifest's paths are relative to")
     p.add_argument("--param", action="append", metavar="K=V",
-                   help="feature-space parameter (repeatable); applies to every space that has it")
+                   help="feature-space parameter (repeatable): K=V for the one space that has K, "
+                        "SPACE.K=V for one space")
     p.add_argument("--delays", default="1,2,3,4",
                    help="FIR delays in TRs (default 1,2,3,4; 'none'). Negative delays are allowed "
                         "(row t then sees the stimulus |d| TRs later; write --delays=-1,0,1). "
@@ -134,16 +96,8 @@ def list_spaces_text() -> str:
     return "\n".join(lines)
 
 
-def _save_npy(path: Path, x: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, x)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def run(args) -> int:
-    from ..features import SpaceContext, build_design, get_space, parse_spec
-    from ..features.registry import FeatureParameterError, UnknownFeatureSpaceError
-    from ..lm import LanguageModelNotFoundError
+    from ..experiment.export import export_features
 
     if args.list:
         print(list_spaces_text())
@@ -151,41 +105,14 @@ def run(args) -> int:
     if not args.space or not args.out:
         raise UsageError("--space and --out are required (or --list)")
     params = parse_kv(args.param)
-    parse_delays(args.delays)  # syntax and the 1000-TR bound before opening anything
+    delays = parse_delays(args.delays)  # syntax and the 1000-TR bound before opening anything
     check_specs([args.space], params)
     ds = open_dataset(args)
-    needs_subject = sorted({r.name for band in parse_spec(args.space) for r in band
-                            if get_space(r.name).uses_responses})
-    if needs_subject and not args.subject:
-        raise UsageError(f"feature space {', '.join(needs_subject)} is built from responses: "
-                         f"name a subject with --subject (dataset {ds.name!r} has: "
-                         f"{', '.join(ds.subjects())})")
-    if args.subject is not None and args.subject not in ds.subjects():
-        raise UsageError(f"--subject: unknown subject {args.subject!r}; dataset {ds.name!r} has: "
-                         f"{', '.join(ds.subjects())}")
-    stories = args.stories or ds.stories()
-    unknown = [s for s in stories if s not in set(ds.stories())]
-    if unknown:
-        raise UsageError(f"unknown stories or stories without words: {', '.join(unknown)}")
-    ctx = SpaceContext(ds, subject=args.subject, progress=not args.no_progress,
-                       lm_model=args.model, device=args.device)
-    delays = parse_delays(args.delays, n_rows=min(ctx.story(s).grid.n_rows for s in stories))
-    t0 = time.time()
-    try:
-        design = build_design(ctx, args.space, stories, params=params, delays=delays)
-    except (UnknownFeatureSpaceError, FeatureParameterError, LanguageModelNotFoundError,
-            ValueError) as exc:
-        raise UsageError(f"SPEC {args.space!r}: {exc}") from None
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for story, x in design.X.items():
-        _save_npy(out / f"{story}.npy", x)
-    desc = design.describe()
-    desc.update(dataset=ds.name, manifest=str(args.manifest), data_root=str(args.data_root),
-                subject=args.subject, gim_brain_version=__version__,
-                seconds=round(time.time() - t0, 2), files="<story>.npy float32 (n_rows, n_features)")
-    atomic_write_bytes(out / "features.json", json.dumps(desc, indent=1, default=str).encode())
-    print(f"wrote {len(design.X)} stories x {design.n_features} features of {args.space!r} to {out}")
+    desc = _usage(export_features, ds, args.space, args.out, params=params, delays=delays,
+                  subject=args.subject, stories=args.stories, model=args.model,
+                  device=args.device, progress=not args.no_progress)
+    print(f"wrote {len(desc['stories'])} stories x {desc['n_features']} features of "
+          f"{args.space!r} to {args.out}")
     return 0
 
 

@@ -1,167 +1,167 @@
-"""``gim-brain fit``: dataset -> feature SPECs -> encoding models -> a run directory."""
+"""``gim-brain fit``: build an :class:`~gim_brain.experiment.Experiment` from a TOML run config
+and/or flags, and run it with :func:`~gim_brain.experiment.run_experiment`."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
-from pathlib import Path
+import dataclasses
+import sys
 
-from .features import add_common_arguments, check_specs, open_dataset, parse_delays, parse_kv
 from .main import UsageError
 
-EPILOG = """example:
+EPILOG = """examples:
   gim-brain fit --manifest lebel2023_pca --data-root ../shared/data/lebel2023 --subject UTS03 \\
       --features wordrate --features 'embedding+ar-control' --features 'llm,gim-induction' \\
       --out runs/uts03
+  gim-brain fit runs/demo/demo.toml --out runs/demo_refit      # a run config; flags override it
+  gim-brain fit exp.toml --subject all --n-folds 3 --alphas logspace:0:6:13
 
 SPEC: a space, 'a+b' (concatenated, plain ridge) or 'a,b' (bands, banded ridge); see
-`gim-brain features --list`. Test stories are the manifest's (those with words and responses);
-every other story with words and responses trains. Writes RUN/summary.json (mean r, top-10% mean r,
-significant targets per SPEC), RUN/targets.json and RUN/results/<slug>/. The summary is rewritten
-after each SPEC, and --resume reuses SPECs already fitted with the same parameters.
+`gim-brain features --list`. --param K=V goes to the one space of the run that has K; when
+several have it, address one: --param llm.layer=10. Test stories are the manifest's (those with
+words and responses); every other story with words and responses trains. One subject writes
+OUT/summary.json, OUT/targets.json, OUT/results/<slug>/ and OUT/report.html; several subjects
+(--subject repeated, or --subject all) write that under OUT/<subject>/ plus a cross-subject
+OUT/summary.json and OUT/report.html. --resume reuses results fitted with the same parameters
+on the same data files. Every flag given overrides the run config, whatever its value.
+
+a run config (every key is optional except manifest, subjects, sets and out; each key has the
+flag of the same name, e.g. encoding.n_folds = --n-folds):
+  [dataset]
+  manifest = "lebel2023_pca"
+  data_root = "../shared/data/lebel2023"     # relative to the file
+  subjects = ["UTS01", "UTS02", "UTS03"]     # or ["all"]
+  [features]
+  sets = ["wordrate", "llm", "wordrate,llm"]
+  [features.params.llm]                      # --param llm.layer=10
+  layer = 10
+  [responses]
+  preprocess = "center"
+  [encoding]
+  alphas = [1.0, 10.0, 100.0, 1000.0]
+  n_folds = 5
+  score = "correlation"
+  [outputs]
+  out = "runs/three"
 """
 
-
-def _targets(ds, subject: str) -> dict:
-    db = ds.root / "derivative" / "pycortex-db"
-    if (db / subject).is_dir():
-        return {"kind": "pycortex_db", "db": str(db), "subject": subject}
-    mask = ds.manifest["responses"].get("mask")
-    if mask:
-        return {"kind": "volume", "mask": str(ds._mask_path(subject)), "subject": subject}
-    return {"kind": "components", "reason": "response PCs", "subject": subject}
+#: Experiment key -> how its flag parses (besides str); booleans are --x / --no-x.
+_INT = {"encoding.n_folds", "encoding.n_iter", "encoding.n_permutations", "encoding.block_size",
+        "encoding.seed", "encoding.n_targets_batch", "encoding.blas_threads"}
+_FLOAT = {"encoding.fdr_alpha"}
+_CHOICES = {"responses.preprocess": ("center", "zscore", "none"),
+            "encoding.score": ("correlation", "r2")}
+_APPEND = {"features.sets", "features.params"}
 
 
-def _spec_params(spec: str, params: dict) -> dict:
-    from ..features import get_space, parse_spec
+def _fields():
+    """(dotted key, field) of every Experiment key that has a flag."""
+    from ..experiment.config import SECTIONS
 
-    names = set()
-    for band in parse_spec(spec):
-        for ref in band:
-            names.update(get_space(ref.name).param_names())
-    return {k: v for k, v in params.items() if k in names}
-
-
-def run(args) -> int:
-    from ..encoding import EncodingResult, resolve_backend, write_run
-    from ..experiment import fit_feature_set
-    from ..features import SpaceContext
-    from ..features.registry import FeatureParameterError, UnknownFeatureSpaceError
-    from ..lm import LanguageModelNotFoundError
-
-    if args.config:
-        from ..runconfig import RunConfigError, apply_run_config
-
-        try:
-            args = apply_run_config(args, _parser(), args.config)
-        except (RunConfigError, FileNotFoundError) as exc:
-            raise UsageError(str(exc)) from None
-    if not args.subject or not args.features or not args.out:
-        raise UsageError("--subject, --features and --out are required (as flags or in a run "
-                         "config: gim-brain fit CONFIG.toml)")
-    # cheap checks of every option before opening the dataset or building anything
-    if args.n_folds < 2:
-        raise UsageError(f"--n-folds must be >= 2 (story-grouped cross-validation), got {args.n_folds}")
-    if args.n_permutations < 0:
-        raise UsageError(f"--n-permutations must be >= 0 (0: no p-values), got {args.n_permutations}")
-    try:
-        resolve_backend(args.backend)
-    except ValueError as exc:
-        raise UsageError(f"--backend: {exc}") from None
-    params = parse_kv(args.param)
-    parse_delays(args.delays)  # syntax and the 1000-TR bound
-    check_specs(list(args.features), params)
-    ds = open_dataset(args)
-    if args.subject not in ds.subjects():
-        raise UsageError(f"unknown subject {args.subject!r}; dataset {ds.name!r} has: "
-                         f"{', '.join(ds.subjects())}")
-    stories = ds.stories_with_responses(args.subject, require_words=True)
-    test = [s for s in ds.test_stories if s in set(stories)]
-    dropped = [s for s in ds.test_stories if s not in set(stories)]
-    if not test:
-        raise UsageError(f"none of the test stories {ds.test_stories} has both words and responses "
-                         f"of {args.subject}")
-    if args.train_stories:
-        bad = [s for s in args.train_stories if s not in set(stories) or s in set(test)]
-        if bad:
-            raise UsageError(f"--train-stories: {', '.join(bad)} are test stories or lack words or "
-                             f"responses of {args.subject}")
-        stories = list(dict.fromkeys(list(args.train_stories) + test))
-    train = [s for s in stories if s not in set(test)]
-    if len(train) < 2:
-        raise UsageError(f"need at least 2 training stories with words and responses of "
-                         f"{args.subject} (got {len(train)}: {', '.join(train) or 'none'}; "
-                         f"--train-stories or the dataset)")
-    ctx = SpaceContext(ds, subject=args.subject, progress=not args.no_progress,
-                       lm_model=args.model, device=args.device, train_stories=train)
-    delays = parse_delays(args.delays, n_rows=min(ctx.story(s).grid.n_rows for s in stories))
-
-    out = Path(args.out)
-    parameters = {"manifest": str(args.manifest), "data_root": str(args.data_root),
-                  "backend": args.backend, "delays": list(delays), "params": params,
-                  "model": args.model, "n_folds": args.n_folds,
-                  "n_permutations": args.n_permutations,
-                  "train_stories": train,
-                  "test_stories_without_data": dropped}
-    previous = {}
-    if args.resume and (out / "summary.json").is_file():
-        old = json.loads((out / "summary.json").read_text())
-        if old.get("parameters") == json.loads(json.dumps(parameters)):
-            previous = old.get("feature_sets", {})
-    Y = {s: ds.load_responses(args.subject, s) for s in stories}
-    results = {}
-    for spec in args.features:
-        if spec in previous:
-            results[spec] = EncodingResult.load(out / previous[spec]["result"])
-            print(f"{spec}: reused from {out / previous[spec]['result']}")
-            continue
-        t0 = time.time()
-        try:
-            result = fit_feature_set(ctx, spec, stories, Y, test, params=_spec_params(spec, params),
-                                     delays=delays, backend=args.backend, n_folds=args.n_folds,
-                                     n_permutations=args.n_permutations,
-                                     progress=not args.no_progress)
-        except (FeatureParameterError, UnknownFeatureSpaceError, LanguageModelNotFoundError,
-                ValueError) as exc:  # bad --model/--device, a story without words, ...
-            done = f"; SPECs fitted so far are in {out / 'summary.json'}" if results else ""
-            raise UsageError(f"SPEC {spec!r}: {exc}{done}") from None
-        results[spec] = result
-        write_run(out, results, subject=args.subject, test_stories=test,  # summary after each SPEC
-                  targets=_targets(ds, args.subject), parameters=parameters, save=[spec])
-        print(f"{spec}: mean r {result.mean_r():.4f}, top-10% {result.top10_mean_r():.4f} "
-              f"({result.provenance['n_features']} features, {time.time() - t0:.0f} s)")
-    from ..report import write_report
-
-    print(f"wrote {out / 'summary.json'} and {write_report(out)}")
-    return 0
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            if f.metadata.get("flag"):
+                yield f"{section}.{f.name}", f
 
 
-def _parser() -> argparse.ArgumentParser:
-    """A fresh ``gim-brain fit`` parser (its defaults tell which flags were given)."""
-    sub = argparse.ArgumentParser(prog="gim-brain").add_subparsers()
-    register(sub)
-    return sub.choices["fit"]
+def _default_text(f) -> str:
+    if f.default is dataclasses.MISSING or f.default in (None, "") or "default" in f.metadata["help"]:
+        return ""
+    if isinstance(f.default, bool):
+        return f" (default: {'on' if f.default else 'off'})"
+    if isinstance(f.default, tuple):
+        return ""
+    return f" (default: {f.default})"
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("fit", help="fit encoding models for feature SPECs",
                               description=__doc__, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              argument_default=argparse.SUPPRESS)
     p.add_argument("config", nargs="?", metavar="CONFIG.toml",
-                   help="run config (TOML); flags given on the command line override it")
-    add_common_arguments(p)
-    p.add_argument("--subject", help="subject whose responses are modelled")
-    p.add_argument("--features", action="append", metavar="SPEC",
-                   help="feature SPEC (repeatable): a space, 'a+b' or 'a,b'")
-    p.add_argument("--backend", default="auto", help="himalaya backend: auto, numpy, torch, torch_cuda")
-    p.add_argument("--n-folds", type=int, default=5, help="story-grouped CV folds (default 5)")
-    p.add_argument("--n-permutations", type=int, default=1000,
-                   help="block permutations for p-values (0: none)")
-    p.add_argument("--train-stories", nargs="+", metavar="STORY", default=None,
-                   help="train on these stories only (default: every non-test story with words "
-                        "and responses)")
-    p.add_argument("--resume", action="store_true",
-                   help="reuse SPECs already in OUT/summary.json fitted with the same parameters")
-    p.add_argument("--out", help="run directory")
+                   help="run config (TOML); every flag given on the command line overrides it")
+    p.add_argument("--subject", action="append", dest="dataset.subjects", metavar="SUBJECT",
+                   help="subject whose responses are modelled (repeatable; 'all': every subject)")
+    for dotted, f in _fields():
+        flag, help_ = f.metadata["flag"], f.metadata["help"] + _default_text(f)
+        kw: dict = {"dest": dotted, "help": help_}
+        if f.type != "bool" and dotted not in _CHOICES:
+            kw["metavar"] = f.metadata.get("metavar") or f.name.upper()
+        if f.type == "bool":
+            kw["action"] = argparse.BooleanOptionalAction
+        elif dotted in _APPEND:
+            kw["action"] = "append"
+        elif dotted == "dataset.train_stories":
+            kw["nargs"] = "+"
+        elif dotted in _INT:
+            kw["type"] = int
+        elif dotted in _FLOAT:
+            kw["type"] = float
+        if dotted in _CHOICES:
+            kw["choices"] = _CHOICES[dotted]
+        p.add_argument(flag, **kw)
     p.set_defaults(func=run)
+
+
+def build_experiment(args: argparse.Namespace):
+    """The Experiment of a parsed ``gim-brain fit`` command line (flags override the config).
+
+    Only the flags actually given are in ``args`` (the parser's defaults are suppressed), so a
+    flag given with the default's value still overrides the config.
+    """
+    from ..experiment import Experiment, ExperimentError, parse_alphas, parse_delays, parse_kv
+
+    given = {k: v for k, v in vars(args).items() if "." in k}
+    try:
+        if "features.params" in given:
+            given["features.params"] = parse_kv(given["features.params"])
+        if "encoding.alphas" in given:
+            given["encoding.alphas"] = parse_alphas(given["encoding.alphas"])
+        if "features.delays" in given:
+            given["features.delays"] = parse_delays(given["features.delays"])
+        config = getattr(args, "config", None)
+        if config:
+            exp = Experiment.read(config)
+            if "features.params" in given:  # key by key: the config's other parameters stay
+                given["features.params"] = {**exp.features.params, **given["features.params"]}
+            return exp.replace(**given)
+        missing = [flag for key, flag in (("dataset.manifest", "--manifest"),
+                                          ("dataset.subjects", "--subject"),
+                                          ("features.sets", "--features"), ("outputs.out", "--out"))
+                   if key not in given]
+        if missing:
+            raise UsageError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                             f"required (as flags or in a run config: gim-brain fit CONFIG.toml)")
+        data: dict = {}
+        for key, value in given.items():
+            section, name = key.split(".", 1)
+            data.setdefault(section, {})[name] = value
+        return Experiment.from_dict(data, source="command line")
+    except (ExperimentError, FileNotFoundError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def run(args) -> int:
+    from ..data.manifest import ManifestError
+    from ..data.responses import ResponseError
+    from ..experiment import ExperimentError, run_experiment
+
+    exp = build_experiment(args)
+    try:
+        run_ = run_experiment(exp, log=print)
+    except ExperimentError as exc:
+        raise UsageError(str(exc)) from None
+    except (ResponseError, ManifestError, FileNotFoundError) as exc:
+        print(f"gim-brain fit: data error: {exc}", file=sys.stderr)
+        return 1
+    out = run_.out
+    if len(run_.subjects) > 1:
+        print(f"\n{'feature set':36s} {'subjects':>8s} {'mean r':>8s} {'median r':>9s} {'top-10% r':>10s}")
+        for spec, v in run_.summary["cross_subject"].items():
+            cells = [v[k] for k in ("mean_r", "median_r", "top10_mean_r")]
+            print(f"{spec:36s} {v['n_subjects']:8d} "
+                  + " ".join(f"{c:9.4f}" if c is not None else f"{'-':>9s}" for c in cells))
+    report = " and " + str(out / "report.html") if exp.outputs.report else ""
+    print(f"wrote {out / 'summary.json'}{report}")
+    return 0

@@ -8,21 +8,24 @@ from pathlib import Path
 from .main import UsageError
 
 EPILOG = """examples:
-  gim-brain map runs/uts03 --out maps/
+  gim-brain map runs/uts03 --out maps/                  # every feature set of the run
   gim-brain map runs/uts03 --out maps/ --kind surface,flat --value r --feature-set gim
   gim-brain map runs/uts03 --out maps/ --value unique:gim --feature-set "lm,gim"
   gim-brain map runs/uts03 --out maps/ --value diff:gim-lm --kind flat,html
 
 RUN is a run directory written by `gim-brain fit`: RUN/results/<slug>/ (one saved result per
 feature set) and RUN/targets.json (what the targets are: an MNI/native NIfTI mask, or a
-ds003020 pycortex-db subject). Each map is saved as PNG/HTML together with the data behind it
+ds003020 pycortex-db subject). A run of several subjects is mapped subject by subject into
+OUT/<subject>/. Without --feature-set every feature set of the run is mapped. Each map is saved as PNG/HTML together with the data behind it
 (.nii.gz, per-vertex .npz, ROI .csv). Nothing is downloaded.
 """
 
 
 def register(subparsers) -> None:
-    from ..maps.render import MAP_KINDS
+    from ..maps.render import map_kinds
     from ..maps.values import VALUE_HELP
+
+    kinds = list(map_kinds())
 
     parser = subparsers.add_parser(
         "map", help="draw brain maps of a fitted run (volume, surface, flat, html)",
@@ -32,26 +35,28 @@ def register(subparsers) -> None:
     )
     parser.add_argument("run", help="run directory (with results/ and targets.json)")
     parser.add_argument("--out", required=True, help="folder for the maps")
-    parser.add_argument("--kind", default=",".join(MAP_KINDS),
-                        help=f"comma-separated map kinds among {','.join(MAP_KINDS)} (default: all)")
+    parser.add_argument("--kind", default=",".join(kinds),
+                        help=f"comma-separated map kinds among {','.join(kinds)} (default: all)")
     parser.add_argument("--value", default="r", help=f"what to map: {VALUE_HELP} (default: r)")
     parser.add_argument("--feature-set", dest="feature_set",
-                        help="feature set (result folder name or SPEC) when the run has several")
+                        help="feature set (result folder name or SPEC); default: every feature "
+                             "set of the run")
     parser.add_argument("--dpi", type=int, default=100, help="PNG resolution (default: 100)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..encoding.run import RunDirError
-    from ..maps.render import MAP_KINDS, TargetsError, render_run
+    from ..maps.render import TargetsError, map_kinds, render_run
     from ..maps.values import UnknownValueError
     from ..maps.volume import MaskShapeError
 
     kinds = [k.strip() for k in args.kind.split(",") if k.strip()]
-    bad = [k for k in kinds if k not in MAP_KINDS]
+    known = map_kinds()
+    bad = [k for k in kinds if k not in known]
     if bad or not kinds:
         raise UsageError(f"--kind {args.kind!r}: unknown kind(s) {bad}; choose among "
-                         f"{','.join(MAP_KINDS)}")
+                         f"{','.join(known)}")
     try:
         written = render_run(args.run, args.out, kinds, value=args.value,
                              feature_set=args.feature_set, dpi=args.dpi)

@@ -17,11 +17,41 @@ from .responses import read_responses, response_shape, validate_responses
 from .timing import TRGrid
 from .transcripts import Transcript, read_textgrid, read_word_arrays, read_word_table
 
-__all__ = ["Story", "Dataset", "StoryNotFoundError", "load_dataset"]
+__all__ = ["Story", "Dataset", "Split", "SplitError", "StoryNotFoundError", "load_dataset"]
 
 
 class StoryNotFoundError(FileNotFoundError):
     """A story (or a subject's responses to it) is not in the dataset; names story and file."""
+
+
+class SplitError(ValueError):
+    """No usable train/test split for a subject (names the subject and the stories at fault)."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which stories train and which test one subject's encoding models.
+
+    Attributes
+    ----------
+    subject : str
+    train : list of str
+        Stories with words and responses of ``subject`` that are not test stories.
+    test : list of str
+        The manifest's test stories that have words and responses of ``subject``.
+    test_without_data : list of str
+        The manifest's test stories left out because words or responses are missing.
+    """
+
+    subject: str
+    train: list
+    test: list
+    test_without_data: list
+
+    @property
+    def stories(self) -> list[str]:
+        """Training then test stories."""
+        return list(self.train) + list(self.test)
 
 
 @dataclass
@@ -212,6 +242,59 @@ class Dataset:
     def stories_with_responses(self, subject: str, require_words: bool = False) -> list[str]:
         """Stories for which ``subject`` has a responses file (and words, if asked)."""
         return [s for s in self._all_stories if self.has_responses(subject, s) and (not require_words or self.has_words(s))]
+
+    def split(self, subject: str, train_stories: list[str] | None = None) -> Split:
+        """The train/test split of ``subject``: the one place that decides it.
+
+        Test stories are the manifest's (``stories.test`` / ``test_file``) that have words and
+        responses of ``subject``; every other story with both trains, unless ``train_stories``
+        names a subset.
+
+        Raises
+        ------
+        SplitError
+            Unknown subject, no test story with data, a named training story that is a test
+            story or lacks words/responses, or fewer than 2 training stories.
+        """
+        if subject not in self.subjects():
+            raise SplitError(f"unknown subject {subject!r}; dataset {self.name!r} has: "
+                             f"{', '.join(self.subjects())}")
+        have = self.stories_with_responses(subject, require_words=True)
+        test = [s for s in self.test_stories if s in set(have)]
+        dropped = [s for s in self.test_stories if s not in set(have)]
+        if not test:
+            raise SplitError(f"none of the test stories {self.test_stories} of dataset "
+                             f"{self.name!r} has both words and responses of {subject}")
+        if train_stories is not None:
+            bad = [s for s in train_stories if s not in set(have) or s in set(test)]
+            if bad:
+                raise SplitError(f"train_stories: {', '.join(bad)} are test stories or lack words "
+                                 f"or responses of {subject}")
+            train = list(dict.fromkeys(train_stories))
+        else:
+            train = [s for s in have if s not in set(test)]
+        if len(train) < 2:
+            raise SplitError(f"need at least 2 training stories with words and responses of "
+                             f"{subject} (got {len(train)}: {', '.join(train) or 'none'}; "
+                             f"train_stories or the dataset)")
+        return Split(subject, train, test, dropped)
+
+    def targets(self, subject: str) -> dict:
+        """What the response columns of ``subject`` are, as recorded in a run's ``targets.json``.
+
+        ``{"kind": "pycortex_db", "db": ..., "subject": ...}`` when the data root holds the
+        ds003020 ``derivative/pycortex-db/<subject>`` folder (native voxels),
+        ``{"kind": "volume", "mask": ..., "subject": ..., "order": "nifti"}`` when the manifest
+        names a NIfTI mask, else ``{"kind": "components", ...}`` (e.g. response PCs).
+        """
+        db = self.root / "derivative" / "pycortex-db"
+        if (db / subject).is_dir():
+            return {"kind": "pycortex_db", "db": str(db), "subject": subject}
+        if self.manifest["responses"].get("mask"):
+            return {"kind": "volume", "mask": str(self._mask_path(subject)), "subject": subject,
+                    "order": "nifti"}
+        return {"kind": "components", "reason": "response components (no voxel mask)",
+                "subject": subject}
 
     # ------------------------------------------------------------------ timing
 

@@ -56,6 +56,31 @@ class Setup:
             return space
         return space + "[" + ";".join(f"{k}={v}" for k, v in params.items()) + "]"
 
+    def experiment(self, sets, name: str, **encoding):
+        """An :class:`~gim_brain.experiment.Experiment` of this setup's dataset and subject.
+
+        Parameters
+        ----------
+        sets : list of str
+            Feature SPECs (use :meth:`spec` for the setup's space parameters).
+        name : str
+            Names the experiment and its run directory ``out/name``.
+        **encoding
+            :class:`~gim_brain.experiment.EncodingSpec` options (alphas, n_folds, score, ...);
+            ``n_folds`` defaults to one fold per training story, at most 5.
+        """
+        from ..experiment import DatasetSpec, EncodingSpec, Experiment, FeatureSpec, OutputSpec
+
+        encoding.setdefault("n_folds", max(2, min(5, len(self.train_stories))))
+        return Experiment(
+            name=name,
+            dataset=DatasetSpec(manifest=str(self.dataset.manifest_path or self.dataset.name),
+                                data_root=str(self.dataset.root),
+                                train_stories=tuple(self.train_stories)),
+            subjects=(self.subject,), features=FeatureSpec(sets=tuple(sets)),
+            encoding=EncodingSpec(**encoding),
+            outputs=OutputSpec(out=str(self.out / name), progress=False))
+
     @property
     def stories(self) -> list[str]:
         return self.train_stories + self.test_stories
@@ -114,11 +139,10 @@ def setup_from_env(progress: bool = False) -> Setup:
     if subject not in ds.subjects():
         raise ValueError(f"GIM_BRAIN_SUBJECT={subject!r} is not a subject of {ds.name!r} "
                          f"({', '.join(ds.subjects())})")
-    train = ds.train_stories(subject)
+    split = ds.split(subject)  # the dataset decides the test stories, as for `gim-brain fit`
+    train, test = list(split.train), list(split.test)
     limit = _int_env("GIM_BRAIN_MAX_TRAIN", None)
     if limit:
         train = train[:limit]
-    have = set(ds.stories_with_responses(subject, require_words=True))
-    test = [s for s in ds.test_stories if s in have]
     return Setup(dataset=ds, subject=subject, is_demo=is_demo, lm_model=lm_model,
                  space_params=params, train_stories=train, test_stories=test, out=out)

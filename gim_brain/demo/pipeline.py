@@ -1,8 +1,10 @@
 """The whole demo chain: demo dataset -> features -> fits (single spaces and banded) -> maps ->
 planted-structure recovery -> ``summary.json`` and ``report.html``.
 
-The fit goes through the same path as a user's experiment: the demo writes a TOML run config
-(``OUT/demo.toml``) and runs ``gim-brain fit`` on it, so the run directory is an ordinary one
+The fit goes through the same path as a user's experiment: the demo builds an
+:class:`~gim_brain.experiment.Experiment`, writes it as a TOML run config (``OUT/demo.toml``) and
+runs it with :func:`~gim_brain.experiment.run_experiment` — what ``gim-brain fit OUT/demo.toml``
+does, so that command reproduces the demo's scores exactly. The run directory is an ordinary one
 (``OUT/summary.json``, ``OUT/results/<slug>/``, ``OUT/targets.json``) with the demo's own keys added
 to ``summary.json``: ``planted_recovery`` (fraction of planted voxels whose largest share of the
 banded fit's held-out R² belongs to the space that drives them), ``planted`` (per space) and
@@ -26,7 +28,8 @@ import numpy as np
 from .._cache import atomic_write_bytes
 from .dataset import MANIFEST_NAME, DemoParams, build_demo_dataset, load_planted
 
-__all__ = ["DemoConfig", "planted_recovery", "run_demo", "write_demo_config", "band_space"]
+__all__ = ["DemoConfig", "planted_recovery", "run_demo", "demo_experiment", "write_demo_config",
+           "band_space"]
 
 
 @dataclass(frozen=True)
@@ -154,35 +157,45 @@ def planted_recovery(split_scores: dict[str, np.ndarray], labels: np.ndarray,
             "best_space": best}
 
 
-def write_demo_config(path: Path, data_root: Path, out: Path, config: DemoConfig,
-                      subject: str) -> Path:
-    """The demo's fit as a TOML run config (what a user would write for the same experiment)."""
-    text = "\n".join([
-        "# The experiment `gim-brain demo` ran, as a run config for `gim-brain fit`:",
-        f"#   gim-brain fit {path.name}",
-        "# (`gim-brain fit` searches its own, finer alpha grid and 20 banded draws where the demo",
-        f"# used {len(config.alphas)} alphas and {config.n_iter} draws for speed, so scores differ slightly.)",
-        'name = "demo"',
-        "",
-        "[dataset]",
-        f"manifest = {json.dumps(str(data_root / MANIFEST_NAME))}",
-        f"data_root = {json.dumps(str(data_root))}",
-        f"subjects = [{json.dumps(subject)}]",
-        "",
-        "[features]",
-        f"sets = {json.dumps(config.feature_sets)}",
-        "",
-        "[encoding]",
-        f'backend = "{config.backend}"',
-        f"n_folds = {config.n_folds}",
-        f"n_permutations = {config.n_permutations}",
-        "",
-        "[outputs]",
-        f"out = {json.dumps(str(out))}",
-        "",
-    ])
-    atomic_write_bytes(path, text.encode())
-    return path
+def demo_experiment(config: DemoConfig, data_root: Path, out: Path,
+                    subjects: tuple[str, ...] | None = None, progress: bool = True):
+    """The demo's fit as an :class:`~gim_brain.experiment.Experiment` (what ``demo.toml`` holds).
+
+    Parameters
+    ----------
+    config : DemoConfig
+    data_root : Path
+        The demo dataset folder (absolute).
+    out : Path
+        The run directory.
+    subjects : tuple of str, optional
+        Default: the first simulated subject.
+    progress : bool
+    """
+    from ..experiment import DatasetSpec, EncodingSpec, Experiment, FeatureSpec, OutputSpec
+
+    return Experiment(
+        name="demo",
+        description="the experiment `gim-brain demo` ran (planted ground truth)",
+        dataset=DatasetSpec(manifest=str(data_root / MANIFEST_NAME), data_root=str(data_root)),
+        subjects=tuple(subjects or config.data.subjects[:1]),
+        features=FeatureSpec(sets=tuple(config.feature_sets)),
+        encoding=EncodingSpec(alphas=tuple(config.alphas), n_folds=config.n_folds,
+                              backend=config.backend, score=config.score, n_iter=config.n_iter,
+                              variance_partitioning=config.variance_partitioning,
+                              n_permutations=config.n_permutations,
+                              blas_threads=config.blas_threads),
+        outputs=OutputSpec(out=str(out), progress=progress))
+
+
+def write_demo_config(path: Path, experiment) -> Path:
+    """The demo's experiment as a TOML run config: ``gim-brain fit demo.toml --out X`` reruns it
+    and gives exactly the same scores."""
+    return experiment.write(path, header=(
+        f"The experiment `gim-brain demo` ran, as a run config for `gim-brain fit`:\n"
+        f"  gim-brain fit {path.name} --out runs/demo_refit\n"
+        "gives exactly the demo's scores (same split, preprocessing, alphas, folds, seeds and "
+        "BLAS threads)."))
 
 
 def _versions() -> dict[str, str]:
@@ -220,49 +233,6 @@ def _planted_figure(labels: np.ndarray, best: np.ndarray, region_spaces: list[st
                                       threshold=0.5, colorbar=False, title=title,
                                       resampling_interpolation="nearest")
     return fig
-
-
-def _fit(root: Path, out: Path, config: DemoConfig, subject: str, progress: bool) -> dict:
-    """Features and encoding fits of every feature set; writes the run directory."""
-    from contextlib import nullcontext
-
-    from ..data import load_dataset
-    from ..encoding import write_run
-    from ..experiment import fit_feature_set
-    from ..features import SpaceContext
-
-    ds = load_dataset(root / MANIFEST_NAME, root)
-    stories = ds.stories_with_responses(subject, require_words=True)
-    test = [s for s in ds.test_stories if s in stories]
-    ctx = SpaceContext(ds, subject=subject, progress=progress)
-    Y = {s: ds.load_responses(subject, s) for s in stories}
-    targets = {"kind": "volume", "mask": str(root / "mask.nii.gz"), "subject": subject,
-               "order": "nifti", "space": "MNI152"}
-    parameters = {"manifest": str(root / MANIFEST_NAME), "data_root": str(root),
-                  "backend": config.backend, "n_folds": config.n_folds,
-                  "n_permutations": config.n_permutations, "alphas": list(config.alphas),
-                  "n_iter": config.n_iter, "score": config.score,
-                  "variance_partitioning": config.variance_partitioning,
-                  "space_params": config.data.space_params, "blas_threads": config.blas_threads,
-                  "train_stories": [s for s in stories if s not in test]}
-    if config.blas_threads:
-        from threadpoolctl import threadpool_limits
-
-        limit = threadpool_limits(limits=config.blas_threads)
-    else:
-        limit = nullcontext()
-    results = {}
-    with limit:
-        for spec in config.feature_sets:
-            result = fit_feature_set(ctx, spec, stories, Y, test, alphas=config.alphas,
-                                     n_folds=config.n_folds, backend=config.backend,
-                                     n_permutations=config.n_permutations, n_iter=config.n_iter,
-                                     progress=progress, score=config.score,
-                                     variance_partitioning=config.variance_partitioning)
-            results[spec] = result
-    write_run(out, results, subject=subject, test_stories=test, targets=targets,
-              parameters=parameters)
-    return results
 
 
 def _maps(out: Path, config: DemoConfig) -> None:
@@ -310,8 +280,12 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), progress: bool 
     subject = config.data.subjects[0]
 
     t = time.perf_counter()
-    cfg_path = write_demo_config(out / "demo.toml", root, out, config, subject)
-    results = _fit(root, out, config, subject, progress)
+    experiment = demo_experiment(config, root, out, (subject,), progress=progress)
+    cfg_path = write_demo_config(out / "demo.toml", experiment)
+    from ..experiment import run_experiment
+
+    run = run_experiment(experiment.replace(**{"outputs.report": False}), log=None)
+    results = run.results[subject]
     timings["features_and_fit_s"] = time.perf_counter() - t
 
     banded = results[config.banded_spec]

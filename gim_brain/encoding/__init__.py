@@ -6,6 +6,7 @@ Public API: :func:`fit_encoding`, :class:`EncodingResult`, :func:`write_run`; bu
 
 from .backend import resolve_backend, use_backend
 from .cv import Fold, story_folds
+from .estimators import StoryBandedRidgeCV, StoryRidgeCV
 from .fit import DEFAULT_ALPHAS, fit_encoding
 from .result import EncodingResult
 from .run import RunDirError, load_results, read_summary, read_targets, slugify, write_run
@@ -14,5 +15,5 @@ from .significance import block_permutation_pvalues, fdr_bh
 __all__ = [
     "fit_encoding", "EncodingResult", "write_run", "read_summary", "read_targets", "load_results", "RunDirError", "slugify", "story_folds",
     "Fold", "resolve_backend", "use_backend", "block_permutation_pvalues", "fdr_bh",
-    "DEFAULT_ALPHAS",
+    "DEFAULT_ALPHAS", "StoryRidgeCV", "StoryBandedRidgeCV",
 ]

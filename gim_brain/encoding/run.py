@@ -3,8 +3,8 @@
 ``summary.json``::
 
     {"subject": "UTS03", "test_stories": [...],
-     "feature_sets": {SPEC: {"mean_r": .., "top10_mean_r": .., "n_targets": .., "n_significant": ..,
-                             "spaces": [...], "result": "results/<slug>", "fit_s": ..}},
+     "feature_sets": {SPEC: {"mean_r": .., "median_r": .., "top10_mean_r": .., "n_targets": ..,
+                             "n_significant": .., "spaces": [...], "result": "results/<slug>"}},
      "parameters": {...}, "versions": {...}, "timings": {...}, "targets": {...}}
 """
 
@@ -50,7 +50,9 @@ def _check_targets(targets: Mapping[str, Any]) -> dict:
 
 def write_run(run_dir: str | Path, results: Mapping[str, EncodingResult], *, subject: str,
               test_stories, targets: Mapping[str, Any], parameters: Mapping[str, Any],
-              save: Iterable[str] | None = None) -> Path:
+              save: Iterable[str] | None = None,
+              entries: Mapping[str, Mapping[str, Any]] | None = None,
+              extra: Mapping[str, Any] | None = None) -> Path:
     """Save each result under ``run_dir/results/<slug>/`` and write targets.json and summary.json.
 
     Parameters
@@ -68,6 +70,10 @@ def write_run(run_dir: str | Path, results: Mapping[str, EncodingResult], *, sub
         Only (re)save these results (default: all). A run that grows one feature set at a
         time saves each result once instead of rewriting every earlier one (weights and
         predictions of a full subject are hundreds of MB each).
+    entries : dict SPEC -> dict, optional
+        More keys for a feature set's entry in ``summary.json`` (e.g. its resume key).
+    extra : dict, optional
+        More top-level keys of ``summary.json`` (e.g. the experiment, a data fingerprint).
 
     Returns
     -------
@@ -95,10 +101,13 @@ def write_run(run_dir: str | Path, results: Mapping[str, EncodingResult], *, sub
             result.save(run_dir / "results" / slugs[spec])
         entry = result.summary()
         entry["result"] = f"results/{slugs[spec]}"
+        r = np.asarray(result.scores["r"], dtype=np.float64)
+        entry["median_r"] = float(np.nanmedian(r)) if np.isfinite(r).any() else float("nan")
         entry["alpha_median"] = float(np.median(result.alphas))
         prov = result.provenance or {}
         entry["backend"] = prov.get("backend_used")
         entry["solver"] = prov.get("solver_used")
+        entry.update((entries or {}).get(spec, {}))
         feature_sets[spec] = entry
         timings[spec] = prov.get("timings", {})
         versions = versions or prov.get("versions", {})
@@ -114,6 +123,8 @@ def write_run(run_dir: str | Path, results: Mapping[str, EncodingResult], *, sub
         "timings": timings,
         "created_unix": time.time(),
     }
+    for key, value in (extra or {}).items():
+        summary.setdefault(key, value)
     path = run_dir / "summary.json"
     atomic_write_bytes(path, json.dumps(_jsonable(summary), indent=2, allow_nan=False).encode())
     return path

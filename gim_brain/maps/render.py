@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -28,8 +28,10 @@ from .html import readable
 from .style import style_for
 from .values import SelectedValues, select_values
 
-__all__ = ["MAP_KINDS", "TargetsError", "MapTargets", "parse_targets", "render_maps", "render_run"]
+__all__ = ["MAP_KINDS", "TargetsError", "MapTargets", "MapKind", "MapJob", "parse_targets",
+           "register_map_kind", "map_kinds", "render_maps", "render_run"]
 
+#: The built-in map kinds (every registered kind: :func:`map_kinds`).
 MAP_KINDS = ("volume", "surface", "flat", "html")
 #: a volume mask without a recorded "space" counts as MNI152 when at least this fraction of
 #: its voxels lies inside the MNI152 head
@@ -114,11 +116,128 @@ def _save_png(fig: plt.Figure, path: Path, dpi: int) -> Path:
     return readable(path)
 
 
+@dataclass(frozen=True)
+class MapKind:
+    """A registered kind of map.
+
+    Attributes
+    ----------
+    name : str
+        What ``--kind`` calls it.
+    draw : callable ``(job: MapJob) -> list of Path``
+        Writes the kind's files for one value array into ``job.out`` and returns their paths.
+    order : int
+        Position in the default "every kind" list.
+    needs_surface : bool
+        Needs MNI152 voxels or a pycortex-db subject (a native volume cannot be drawn).
+    description : str
+    """
+
+    name: str
+    draw: Callable[["MapJob"], list]
+    order: int = 100
+    needs_surface: bool = False
+    description: str = ""
+
+
+_KINDS: dict[str, MapKind] = {}
+
+
+def register_map_kind(name: str, order: int = 100, needs_surface: bool = False,
+                      description: str = ""):
+    """Decorator registering ``draw(job) -> [paths]`` as map kind ``name``.
+
+    A new kind is one module in :mod:`gim_brain.maps.kinds` that defines its ``draw`` with this
+    decorator; it is found there without being listed anywhere.
+    """
+
+    def wrap(draw):
+        _KINDS[name] = MapKind(name, draw, order, needs_surface, description)
+        return draw
+
+    return wrap
+
+
+def _load_kinds() -> None:
+    import importlib
+    import pkgutil
+
+    from . import kinds
+
+    for mod in pkgutil.iter_modules(kinds.__path__):
+        importlib.import_module(f"{kinds.__name__}.{mod.name}")
+
+
+def map_kinds() -> dict[str, MapKind]:
+    """Every registered map kind, in default order."""
+    _load_kinds()
+    return dict(sorted(_KINDS.items(), key=lambda kv: (kv[1].order, kv[0])))
+
+
+@dataclass
+class MapJob:
+    """Everything a map kind's ``draw`` needs for one value array.
+
+    Attributes
+    ----------
+    selected : SelectedValues
+    targets : MapTargets
+    out : Path
+        Output folder (exists).
+    dpi : int
+    roi_radius : float
+        mm, for ROI summaries.
+    values : float64 (n_targets,)
+    style : MapStyle
+    title : str
+    img : Nifti1Image
+        The values in the volume (MNI / native mask, or the subject's native grid).
+    bg : background image (or "MNI152", or None)
+    subject : native.PycortexSubject or None
+        The ds003020 subject for pycortex-db targets.
+    """
+
+    selected: SelectedValues
+    targets: MapTargets
+    out: Path
+    dpi: int
+    roi_radius: float
+    values: np.ndarray
+    style: Any
+    title: str
+    img: Any
+    bg: Any
+    subject: Any = None
+    _surf: Any = None
+
+    @property
+    def slug(self) -> str:
+        return self.selected.slug
+
+    @property
+    def kind(self) -> str:
+        """The value's style kind (r, unique, diff, ...)."""
+        return self.selected.kind
+
+    @property
+    def surf_img(self):
+        """The values on fsaverage5 (MNI targets only), computed once for all kinds."""
+        if self._surf is None and self.targets.is_mni:
+            from . import surface
+
+            self._surf = surface.mni_to_fsaverage(self.img)
+        return self._surf
+
+    def save_png(self, fig, name: str) -> Path:
+        """Save a figure as ``out/name`` (closed afterwards); returns the path."""
+        return _save_png(fig, self.out / name, self.dpi)
+
+
 def render_maps(selected: SelectedValues, targets: MapTargets, out_dir: str | Path,
-                kinds=MAP_KINDS, dpi: int = 100, roi_radius: float = 8.0) -> dict[str, list[Path]]:
+                kinds=None, dpi: int = 100, roi_radius: float = 8.0) -> dict[str, list[Path]]:
     """Draw ``kinds`` of maps of ``selected`` and save them, with their data, in ``out_dir``.
 
-    Files (``{slug}`` = ``selected.slug``):
+    Files of the built-in kinds (``{slug}`` = ``selected.slug``):
 
     * volume: ``{slug}.nii.gz`` (values in the mask grid), ``{slug}_volume.png``, and for
       MNI data ``{slug}_glass.png`` and ``{slug}_rois.csv`` (Seitzman network summary).
@@ -127,23 +246,27 @@ def render_maps(selected: SelectedValues, targets: MapTargets, out_dir: str | Pa
     * flat: ``{slug}_flat.png``.
     * html: ``{slug}_surface.html`` and ``{slug}_volume.html``.
 
+    Parameters
+    ----------
+    kinds : sequence of str or None
+        Registered kinds (:func:`map_kinds`); None: every kind.
+
     Returns
     -------
     dict kind -> list of written paths
     """
-    from . import compare, flat, html, native, surface, volume
+    from . import native, volume
 
-    kinds = tuple(kinds)
-    unknown = [k for k in kinds if k not in MAP_KINDS]
+    registry = map_kinds()
+    kinds = tuple(registry) if kinds is None else tuple(kinds)
+    unknown = [k for k in kinds if k not in registry]
     if unknown:
-        raise ValueError(f"unknown map kind(s) {unknown}; expected some of {MAP_KINDS}")
+        raise ValueError(f"unknown map kind(s) {unknown}; expected some of {tuple(registry)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    slug, kind = selected.slug, selected.kind
     values = np.asarray(selected.values, dtype=float)
-    style = style_for(kind, values[np.isfinite(values)])
+    style = style_for(selected.kind, values[np.isfinite(values)])
     title = f"{selected.label} — subject {targets.subject}"
-    written: dict[str, list[Path]] = {k: [] for k in kinds}
 
     subject = None
     if targets.kind == "pycortex_db":
@@ -154,60 +277,13 @@ def render_maps(selected: SelectedValues, targets: MapTargets, out_dir: str | Pa
     else:
         img = volume.values_to_img(values, targets.mask, order=targets.order)
         bg = "MNI152" if targets.is_mni else None
-    if not targets.is_mni and subject is None and set(kinds) & {"surface", "flat"}:
+    needs = [k for k in kinds if registry[k].needs_surface]
+    if not targets.is_mni and subject is None and needs:
         raise TargetsError(
-            f"surface and flat maps need MNI152 voxels or a pycortex-db subject; the mask "
+            f"{' and '.join(needs)} maps need MNI152 voxels or a pycortex-db subject; the mask "
             f"{targets.mask} is in {targets.space!r} space (use --kind volume,html)")
-
-    surf_img = None
-    if targets.is_mni and set(kinds) & {"surface", "flat", "html"}:
-        surf_img = surface.mni_to_fsaverage(img)
-
-    if "volume" in kinds:
-        nii = out / f"{slug}.nii.gz"
-        atomic_write_bytes(nii, _nifti_bytes(img))
-        written["volume"].append(readable(nii))
-        written["volume"].append(_save_png(
-            volume.plot_volume(img, kind, title, style, bg_img=bg), out / f"{slug}_volume.png", dpi))
-        if targets.is_mni:
-            written["volume"].append(_save_png(
-                volume.plot_glass(img, kind, title, style), out / f"{slug}_glass.png", dpi))
-            coords = compare.voxel_coordinates_mm(volume.load_mask(targets.mask), targets.order)
-            table = compare.roi_summary(values, compare.seitzman_labels(coords, roi_radius))
-            csv = out / f"{slug}_rois.csv"
-            atomic_write_bytes(csv, table.to_csv(index_label="region").encode())
-            written["volume"].append(readable(csv))
-
-    if "surface" in kinds:
-        if subject is not None:
-            vertex = native.voxels_to_vertices(values, subject)
-            fig = native.plot_native_surface(values, subject, kind, title, style)
-        else:
-            vertex = surface.surface_values(surf_img)
-            fig = surface.plot_surface(surf_img, kind, title, style)
-        npz = out / f"{slug}_surface.npz"
-        atomic_save_npz(npz, left=vertex["left"], right=vertex["right"])
-        written["surface"] += [readable(npz), _save_png(fig, out / f"{slug}_surface.png", dpi)]
-
-    if "flat" in kinds:
-        if subject is not None:
-            fig = native.plot_native_flat(values, subject, kind, title, style)
-        else:
-            fig = flat.plot_flat(surf_img, kind, title, style)
-        written["flat"].append(_save_png(fig, out / f"{slug}_flat.png", dpi))
-
-    if "html" in kinds:
-        if subject is not None:
-            page = html.surface_html(native.native_surface_image(values, subject), kind, title,
-                                     style, mesh=subject.polymesh("inflated"),
-                                     bg_map=native._subject_shading(subject))
-            written["html"].append(html.save_html(page, out / f"{slug}_surface.html"))
-        elif surf_img is not None:
-            page = html.surface_html(surf_img, kind, title, style)
-            written["html"].append(html.save_html(page, out / f"{slug}_surface.html"))
-        page = html.volume_html(img, kind, title, style, bg_img=bg)
-        written["html"].append(html.save_html(page, out / f"{slug}_volume.html"))
-    return written
+    job = MapJob(selected, targets, out, dpi, roi_radius, values, style, title, img, bg, subject)
+    return {k: list(registry[k].draw(job)) for k in kinds}
 
 
 def _nifti_bytes(img) -> bytes:
@@ -220,12 +296,14 @@ def _nifti_bytes(img) -> bytes:
     return gzip.compress(single.to_bytes(), compresslevel=6)
 
 
-def render_run(run_dir: str | Path, out_dir: str | Path, kinds=MAP_KINDS, value: str = "r",
+def render_run(run_dir: str | Path, out_dir: str | Path, kinds=None, value: str = "r",
                feature_set: str | None = None, dpi: int = 100) -> dict[str, list[Path]]:
     """Draw ``kinds`` of maps of ``value`` (see :mod:`.values`) for a run directory.
 
     Results are keyed by their folder name (the SPEC's slug), which names the output files;
-    ``feature_set`` may be that folder name or the SPEC.
+    ``feature_set`` may be that folder name or the SPEC. Without ``feature_set``, every feature
+    set of the run that has ``value`` is mapped (file names carry the feature set). A run of
+    several subjects (``RUN/<subject>/``) maps each subject into ``out_dir/<subject>/``.
 
     Raises
     ------
@@ -235,10 +313,20 @@ def render_run(run_dir: str | Path, out_dir: str | Path, kinds=MAP_KINDS, value:
         An unknown value or feature set, targets that are not voxels, a mask that does not fit.
     """
     from ..encoding.run import RunDirError, load_results, read_summary, read_targets, slugify
+    from .values import UnknownValueError, parse_value
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist")
+    if not (run_dir / "targets.json").is_file() and (run_dir / "summary.json").is_file():
+        summary = read_summary(run_dir)
+        if isinstance(summary.get("runs"), dict):  # several subjects
+            written: dict[str, list[Path]] = {}
+            for subject, sub in summary["runs"].items():
+                for kind, paths in render_run(run_dir / sub, Path(out_dir) / subject, kinds,
+                                              value, feature_set, dpi).items():
+                    written.setdefault(kind, []).extend(paths)
+            return written
     spec = read_targets(run_dir)
     results = {slugify(s): res for s, res in load_results(run_dir).items()}
     if "subject" not in spec:
@@ -246,6 +334,21 @@ def render_run(run_dir: str | Path, out_dir: str | Path, kinds=MAP_KINDS, value:
             spec["subject"] = read_summary(run_dir).get("subject")
         except (RunDirError, ValueError):
             pass  # the subject only goes into titles
-    selected = select_values(value, results, feature_set)
+    if feature_set is None and len(results) > 1 and parse_value(value)[0] != "diff":
+        selections = []
+        for key in results:
+            try:
+                selections.append(select_values(value, results, key))
+            except UnknownValueError:
+                continue  # e.g. unique:gim for a feature set without a gim band
+        if not selections:
+            raise UnknownValueError(f"no feature set of the run ({', '.join(results)}) has "
+                                    f"{value!r}")
+    else:
+        selections = [select_values(value, results, feature_set)]
     targets = parse_targets(spec, base=run_dir, source=str(run_dir / "targets.json"))
-    return render_maps(selected, targets, out_dir, kinds, dpi=dpi)
+    written = {}
+    for selected in selections:
+        for kind, paths in render_maps(selected, targets, out_dir, kinds, dpi=dpi).items():
+            written.setdefault(kind, []).extend(paths)
+    return written

@@ -1,7 +1,8 @@
 """One feature set of one subject, from words to a fitted encoding model.
 
 The glue between ``gim_brain.features`` (design matrices on the response rows) and
-``gim_brain.encoding`` (ridge / banded ridge), shared by ``gim-brain fit`` and the demo.
+``gim_brain.encoding`` (ridge / banded ridge), used by :func:`run_experiment` for every
+subject x SPEC.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .encoding import EncodingResult, fit_encoding
-from .features import DEFAULT_DELAYS, SpaceContext, build_design
+from ..encoding import EncodingResult, fit_encoding
+from ..features import DEFAULT_DELAYS, SpaceContext, build_design
 
 __all__ = ["fit_feature_set"]
 
@@ -20,7 +21,8 @@ __all__ = ["fit_feature_set"]
 def fit_feature_set(ctx: SpaceContext, spec: str, stories: Sequence[str],
                     Y_by_story: Mapping[str, np.ndarray], test_stories: Sequence[str], *,
                     params: Mapping[str, Any] | None = None,
-                    delays: Sequence[int] = DEFAULT_DELAYS, **fit_options) -> EncodingResult:
+                    delays: Sequence[int] = DEFAULT_DELAYS, feature_set: str | None = None,
+                    **fit_options) -> EncodingResult:
     """Build the design of ``spec`` for ``stories`` and fit it to the responses.
 
     Parameters
@@ -37,6 +39,8 @@ def fit_feature_set(ctx: SpaceContext, spec: str, stories: Sequence[str],
         Feature-space parameters applied to every space of ``spec`` that has them.
     delays : sequence of int
         FIR delays in TRs.
+    feature_set : str, optional
+        The name recorded in the result (default: ``spec``).
     **fit_options
         Passed to :func:`gim_brain.encoding.fit_encoding` (alphas, n_folds, backend, ...).
 
@@ -50,7 +54,7 @@ def fit_feature_set(ctx: SpaceContext, spec: str, stories: Sequence[str],
     banded = len(design.bands) > 1
     X = ({s: [x[:, design.band_slices[b]] for b in design.bands] for s, x in design.X.items()}
          if banded else design.X)
-    result = fit_encoding(X, Y_by_story, list(test_stories), feature_set=spec,
+    result = fit_encoding(X, Y_by_story, list(test_stories), feature_set=feature_set or spec,
                           band_names=design.bands if banded else None, **fit_options)
     result.provenance = dict(result.provenance or {}, features=design.describe(),
                              n_features=design.n_features,
