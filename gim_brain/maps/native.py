@@ -44,6 +44,11 @@ __all__ = [
     "curvature_shading",
     "plot_native_surface",
     "plot_native_flat",
+    "native_flat_raster",
+    "curvature_underlay",
+    "subject_overlays",
+    "roi_outlines",
+    "subject_vertex_rois",
 ]
 
 _PYCORTEX_HEMI = {"left": "lh", "right": "rh"}
@@ -90,6 +95,8 @@ class PycortexSubject:
         Functional reference volume if the filestore has one.
     surfaces : dict
         ``{name: {"left": path, "right": path}}`` of the surface files found.
+    mask_source : {"filestore", "built", "cache"}
+        Where the mask came from (see :func:`gim_brain.maps.masks.find_or_build_mask`).
     """
 
     folder: Path
@@ -99,6 +106,7 @@ class PycortexSubject:
     mask_img: nib.Nifti1Image
     reference_img: nib.Nifti1Image | None
     surfaces: dict[str, dict[str, Path]]
+    mask_source: str = "filestore"
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -163,13 +171,19 @@ def load_pycortex_subject(db: str | Path, subject: str, xfm: str | None = None,
         e.g. ``"UTS03"``.
     xfm : str, optional
         Transform name; default ``"{subject}_auto"``.
-    mask_type : str
-        Mask file ``mask_{mask_type}.nii.gz`` (ds003020 responses use ``thick``).
+    mask_type : {"thick", "thin", "cortical"}
+        Mask file ``mask_{mask_type}.nii.gz`` (ds003020 responses use ``thick``). When the
+        filestore lacks it, it is built from the wm/pia surfaces with pycortex's definition
+        (:mod:`gim_brain.maps.masks`) and saved beside the transform, or in the gim-brain
+        cache when the filestore is read-only.
 
     Raises
     ------
     FileNotFoundError
-        Naming the missing subject folder, transform folder, matrices.xfm, mask or surfaces.
+        Naming the missing subject folder, transform folder, matrices.xfm, surfaces, or a
+        mask that cannot be built (no reference volume, no wm/pia surfaces).
+    ValueError
+        A malformed transform, or a mask whose grid differs from the transform's reference.
     """
     folder = Path(db) / subject
     if not folder.is_dir():
@@ -193,10 +207,6 @@ def load_pycortex_subject(db: str | Path, subject: str, xfm: str | None = None,
             from exc
     if coord.shape != (4, 4):
         raise ValueError(f"'coord' in {matrices} must be 4x4, got shape {coord.shape}")
-    mask_path = xfm_dir / f"mask_{mask_type}.nii.gz"
-    if not mask_path.is_file():
-        raise FileNotFoundError(f"mask {mask_path} is missing")
-    mask_img = nib.load(str(mask_path))
     ref_path = xfm_dir / "reference.nii.gz"
     reference = nib.load(str(ref_path)) if ref_path.is_file() else None
     surfaces: dict[str, dict[str, Path]] = {}
@@ -206,9 +216,43 @@ def load_pycortex_subject(db: str | Path, subject: str, xfm: str | None = None,
         name, _, hemi = stem.rpartition("_")
         hemi = {"lh": "left", "rh": "right"}[hemi]
         surfaces.setdefault(name, {})[hemi] = path
+    surfaces = {name: parts for name, parts in surfaces.items() if set(parts) == set(HEMIS)}
     if not surfaces:
-        raise FileNotFoundError(f"no surfaces ({{name}}_lh/rh.gii) found in {surf_dir}")
-    return PycortexSubject(folder, subject, xfm, coord, mask_img, reference, surfaces)
+        raise FileNotFoundError(
+            f"subject {subject} has no surfaces: no {{name}}_lh/rh.gii pair in {surf_dir}")
+    mask_path, mask_source = _find_mask(xfm_dir, mask_type, reference, surfaces, coord, subject)
+    mask_img = nib.load(str(mask_path))
+    if reference is not None and tuple(mask_img.shape[:3]) != tuple(reference.shape[:3]):
+        raise ValueError(
+            f"transform {xfm!r} of subject {subject}: mask {mask_path} has grid "
+            f"{tuple(mask_img.shape[:3])} but the transform's reference {ref_path} has grid "
+            f"{tuple(reference.shape[:3])}; the mask belongs to another transform")
+    return PycortexSubject(folder, subject, xfm, coord, mask_img, reference, surfaces,
+                           mask_source=mask_source)
+
+
+def _find_mask(xfm_dir: Path, mask_type: str, reference, surfaces: dict, coord: np.ndarray,
+               subject: str) -> tuple[Path, str]:
+    """The transform's mask file, built from the surfaces when the filestore lacks it."""
+    from .masks import find_or_build_mask
+
+    if {"wm", "pia"} <= set(surfaces):
+        names = ["wm", "pia"]
+    elif "fiducial" in surfaces:
+        names = ["fiducial"]
+    else:
+        names = []
+    if not names and not (xfm_dir / f"mask_{mask_type}.nii.gz").is_file():
+        raise FileNotFoundError(
+            f"mask {xfm_dir / f'mask_{mask_type}.nii.gz'} is missing and cannot be built: "
+            f"subject {subject} has no wm+pia (or fiducial) surfaces, only {sorted(surfaces)}")
+
+    def load() -> tuple[np.ndarray, np.ndarray | None]:
+        stacked = [np.vstack([read_surface(surfaces[n][h])[0] for h in HEMIS]) for n in names]
+        return stacked[0], (stacked[1] if len(stacked) > 1 else None)
+
+    files = [surfaces[n][h] for n in names for h in HEMIS]
+    return find_or_build_mask(xfm_dir, mask_type, reference, files, load, coord)
 
 
 def _voxel_lookup(subject: PycortexSubject) -> np.ndarray:
@@ -365,12 +409,101 @@ def plot_native_surface(values: np.ndarray, subject: PycortexSubject, kind: str 
                         bg_map=_subject_shading(subject))
 
 
-def plot_native_flat(values: np.ndarray, subject: PycortexSubject, kind: str = "r",
-                     title: str = "", style: MapStyle | None = None) -> plt.Figure:
-    """Both hemispheres of the subject's flat map (``surfaces/flat_{lh,rh}``) side by side."""
-    from .flat import plot_flat
+def curvature_underlay(subject: PycortexSubject) -> dict[str, np.ndarray]:
+    """Gray level per vertex in [0, 1] for flatmaps: gyri light, sulci dark (soft two-tone)."""
+    return {h: 0.52 - 0.17 * np.tanh(4.0 * v) for h, v in _subject_shading(subject).items()}
 
-    surf_img = native_surface_image(values, subject, "flat")
-    style = style or style_for(kind, np.asarray(values)[np.isfinite(values)])
-    return plot_flat(surf_img, kind, title, style, flat_mesh=subject.polymesh("flat"),
-                     bg_map=_subject_shading(subject))
+
+def native_flat_raster(subject: PycortexSubject, height: int = 1024):
+    """``(FlatLayout, FlatRaster)`` of the subject's flat surfaces (cached per subject)."""
+    from .flat import flat_layout, rasterize_flat
+
+    key = ("flat_raster", height)
+    if key not in subject._cache:
+        layout = flat_layout({h: subject.surface("flat", h) for h in HEMIS})
+        subject._cache[key] = (layout, rasterize_flat(layout, height))
+    return subject._cache[key]
+
+
+def subject_overlays(subject: PycortexSubject):
+    """The subject's parsed ``overlays.svg``, or None when it has none."""
+    from .overlays import read_overlays
+
+    path = subject.folder / "overlays.svg"
+    if ("overlays",) not in subject._cache:
+        subject._cache[("overlays",)] = read_overlays(path) if path.is_file() else None
+    return subject._cache[("overlays",)]
+
+
+def roi_outlines(subject: PycortexSubject, layer: str = "rois") -> list:
+    """``[(name, [outline (n, 2) in flat mm, ...]), ...]`` of the subject's ROIs.
+
+    Raises
+    ------
+    OverlayError
+        The subject's overlays.svg has no ``layer`` with outlined shapes.
+    FileNotFoundError
+        The subject has no overlays.svg.
+    """
+    from .overlays import svg_to_flat
+
+    overlays = subject_overlays(subject)
+    if overlays is None:
+        raise FileNotFoundError(f"subject {subject.subject} has no {subject.folder / 'overlays.svg'}")
+    layout, _ = native_flat_raster(subject)
+    return [(shape.name, [svg_to_flat(p, overlays, layout.extent) for p in shape.paths])
+            for shape in overlays.shapes(layer)]
+
+
+def subject_vertex_rois(subject: PycortexSubject, layer: str = "rois") -> dict[str, np.ndarray]:
+    """ROI membership of the stacked (left then right) vertices, from overlays.svg."""
+    from .overlays import vertex_rois
+
+    key = ("vertex_rois", layer)
+    if key not in subject._cache:
+        overlays = subject_overlays(subject)
+        if overlays is None:
+            raise FileNotFoundError(
+                f"subject {subject.subject} has no {subject.folder / 'overlays.svg'}")
+        layout, _ = native_flat_raster(subject)
+        drawn = np.zeros(layout.n_vertices, dtype=bool)
+        for h in HEMIS:
+            drawn[np.unique(layout.faces[h]) + layout.offsets[h]] = True
+        subject._cache[key] = vertex_rois(overlays.shapes(layer), overlays, layout.stacked(),
+                                          layout.extent, drawn)
+    return subject._cache[key]
+
+
+def plot_native_flat(values: np.ndarray, subject: PycortexSubject, kind: str = "r",
+                     title: str = "", style: MapStyle | None = None, height: int = 1024,
+                     with_rois: bool = True) -> plt.Figure:
+    """Publication flatmap of per-voxel values on the subject's flat surfaces.
+
+    Pixel-interpolated (see :func:`gim_brain.maps.flat.plot_flat_image`): both hemispheres
+    side by side, curvature underlay, one colour range, colour bar; medial wall and NaN
+    transparent; ROI outlines and labels from ``overlays.svg`` when it has a ``rois`` layer.
+
+    Parameters
+    ----------
+    values : (n_voxels,)
+        Per-voxel values in pycortex order.
+    height : int
+        Image height in pixels (pycortex's quickflat default: 1024).
+    with_rois : bool
+        Draw ROI outlines when the subject has them.
+    """
+    from .flat import plot_flat_image
+    from .overlays import OverlayError
+
+    vertex = voxels_to_vertices(values, subject)
+    values = np.asarray(values, dtype=float)
+    style = style or style_for(kind, values[np.isfinite(values)])
+    _, raster = native_flat_raster(subject, height)
+    outlines = None
+    if with_rois and subject_overlays(subject) is not None:
+        try:
+            outlines = roi_outlines(subject)
+        except OverlayError:
+            outlines = None  # an overlays.svg without ROIs: draw the map without outlines
+    return plot_flat_image(raster, vertex, style, title, underlay=curvature_underlay(subject),
+                           outlines=outlines)
