@@ -14,8 +14,8 @@ is C order over ``(k, j, i)``: the mask as ``get_fdata().T != 0``. ds003020's pr
 responses use that order, for ``xfm = "{subject}_auto"`` and the ``thick`` mask.
 
 A vertex takes the mean of the in-mask voxels met along the segment from its white-matter
-to its pial position (``n_samples`` points, nearest voxel), or the voxel at its fiducial
-position when only one surface exists; vertices that meet no in-mask voxel get NaN.
+to its pial position (``n_samples`` points, nearest voxel; one sample: mid-depth), or the
+voxel at its fiducial position when only one surface exists; vertices that meet no in-mask voxel get NaN.
 """
 
 from __future__ import annotations
@@ -278,7 +278,8 @@ def vertex_voxel_matrix(subject: PycortexSubject, hemi: str, n_samples: int = 8)
     if "wm" in subject.surfaces and "pia" in subject.surfaces:
         wm, _ = subject.surface("wm", hemi)
         pia, _ = subject.surface("pia", hemi)
-        fractions = np.linspace(0.0, 1.0, n_samples)
+        # one sample: mid-depth (the fiducial point), as pycortex's depth-0.5 sampler
+        fractions = np.linspace(0.0, 1.0, n_samples) if n_samples > 1 else np.array([0.5])
         segments = [wm + f * (pia - wm) for f in fractions]
     else:
         segments = [subject.surface("fiducial", hemi)[0]]

@@ -351,7 +351,9 @@ def vertex_rois(shapes: list[RoiShape], overlays: Overlays, flat_xy: np.ndarray,
             if poly.shape[0] < 3:
                 continue
             outline = svg_to_flat(poly, overlays, extent)
-            inside |= MplPath(outline).contains_points(flat_xy)
+            lo, hi = outline.min(0), outline.max(0)
+            near = np.flatnonzero(((flat_xy >= lo) & (flat_xy <= hi)).all(1))
+            inside[near[MplPath(outline).contains_points(flat_xy[near])]] = True
         if drawn is not None:
             inside &= drawn
         out[shape.name] = inside

@@ -248,4 +248,10 @@ def render_run(run_dir: str | Path, out_dir: str | Path, kinds=MAP_KINDS, value:
             pass  # the subject only goes into titles
     selected = select_values(value, results, feature_set)
     targets = parse_targets(spec, base=run_dir, source=str(run_dir / "targets.json"))
-    return render_maps(selected, targets, out_dir, kinds, dpi=dpi)
+    written = render_maps(selected, targets, out_dir, kinds, dpi=dpi)
+    if targets.kind == "pycortex_db" and "flat" in kinds:  # overlays.svg ROIs, every feature set
+        from .rois import run_roi_summary
+
+        written["flat"] += run_roi_summary(results, value, targets.db, targets.subject,
+                                           targets.xfm, targets.mask_type, out_dir, dpi)
+    return written
