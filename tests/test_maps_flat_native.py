@@ -203,3 +203,62 @@ def test_s1_roi_summary(s1, tmp_path):
     with pytest.raises(ValueError, match="do not match"):
         native_roi_table({"a": field[:-1]}, s1)
     plt.close("all")
+
+
+def test_map_cli_draws_native_flat_maps_and_roi_summaries(s1, tmp_path, capsys):
+    """`gim-brain map RUN --kind flat` on a run fitted on S1's voxels (two feature sets)."""
+    import pandas as pd
+
+    from gim_brain.cli.main import main
+
+    encoding = pytest.importorskip("gim_brain.encoding")
+    from gim_brain.maps.rois import roi_voxels
+
+    voxels = roi_voxels(s1)
+    r_gim = np.full(s1.n_voxels, 0.02)
+    r_gim[voxels["AC L"]] = 0.4
+    r_gim[voxels["AC R"]] = 0.3
+    r_lm = np.full(s1.n_voxels, 0.05)
+    r_lm[voxels["V1 L"]] = 0.2
+
+    def result(spec, r):
+        return encoding.EncodingResult(feature_set=spec, spaces=[spec],
+                                       scores={"r": r.astype(np.float32)},
+                                       alphas=np.full(r.size, 10.0, np.float32))
+
+    encoding.write_run(tmp_path / "run", {"gim": result("gim", r_gim), "lm": result("lm", r_lm)},
+                       subject="S1", test_stories=["a"],
+                       targets={"kind": "pycortex_db", "db": str(s1.folder.parent),
+                                "subject": "S1", "xfm": "fullhead"}, parameters={})
+    out = tmp_path / "maps"
+    assert main(["map", str(tmp_path / "run"), "--out", str(out), "--kind", "flat",
+                 "--feature-set", "gim", "--dpi", "50"]) == 0
+    printed = capsys.readouterr().out
+    assert "r_gim_flat.png" in printed and "rois_r.csv" in printed
+    table = pd.read_csv(out / "rois_r.csv", index_col="roi")
+    assert list(table.columns) == ["n_voxels", "gim", "lm"]
+    assert table.loc["AC L", "gim"] == pytest.approx(0.4) and table.loc["AC R", "gim"] > 0.25
+    assert table.loc["V1 L", "lm"] == pytest.approx(0.2)
+    assert table["gim"].idxmax() == "AC L"
+    assert (out / "rois_r.png").stat().st_size > 10_000
+    plt.close("all")
+
+
+def test_map_cli_on_a_filestore_without_surfaces(tmp_path, capsys):
+    from gim_brain.cli.main import main
+
+    from _maps_helpers import make_fake_pycortex_db
+
+    encoding = pytest.importorskip("gim_brain.encoding")
+    db = make_fake_pycortex_db(tmp_path / "db")
+    for path in (db.root / db.subject / "surfaces").iterdir():
+        path.unlink()
+    r = np.zeros(int(db.mask.sum()), np.float32)
+    encoding.write_run(tmp_path / "run", {"gim": encoding.EncodingResult(
+        feature_set="gim", spaces=["gim"], scores={"r": r}, alphas=np.ones_like(r))},
+        subject="UTS99", test_stories=["a"],
+        targets={"kind": "pycortex_db", "db": str(db.root), "subject": "UTS99"}, parameters={})
+    assert main(["map", str(tmp_path / "run"), "--out", str(tmp_path / "o"), "--kind", "flat"]) == 2
+    err = capsys.readouterr().err
+    assert "has no surfaces" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

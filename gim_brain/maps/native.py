@@ -111,8 +111,11 @@ class PycortexSubject:
 
     @property
     def mask(self) -> np.ndarray:
-        """Boolean mask in pycortex's transposed layout ``(nk, nj, ni)``."""
-        return np.asanyarray(self.mask_img.dataobj).T != 0
+        """Boolean mask in pycortex's transposed layout ``(nk, nj, ni)`` (read once)."""
+        key = ("mask", id(self.mask_img))
+        if key not in self._cache:
+            self._cache[key] = np.asanyarray(self.mask_img.dataobj).T != 0
+        return self._cache[key]
 
     @property
     def n_voxels(self) -> int:
@@ -227,8 +230,33 @@ def load_pycortex_subject(db: str | Path, subject: str, xfm: str | None = None,
             f"transform {xfm!r} of subject {subject}: mask {mask_path} has grid "
             f"{tuple(mask_img.shape[:3])} but the transform's reference {ref_path} has grid "
             f"{tuple(reference.shape[:3])}; the mask belongs to another transform")
+    files = [mask_path, matrices, folder / "overlays.svg",
+             *(p for parts in surfaces.values() for p in parts.values())]
     return PycortexSubject(folder, subject, xfm, coord, mask_img, reference, surfaces,
-                           mask_source=mask_source)
+                           mask_source=mask_source, _cache=_shared_cache(files, mask_type))
+
+
+#: derived data (vertex mappings, flat rasters, ROIs...) of recently loaded subjects, keyed by
+#: their files' paths, sizes and modification times, so that loading the same unchanged
+#: subject again (e.g. for the maps and then the ROI table of one run) reuses it
+_RECENT: dict = {}
+_RECENT_MAX = 2
+
+
+def _shared_cache(files: list[Path], mask_type: str) -> dict:
+    signature = [mask_type]
+    for path in files:
+        try:
+            st = path.stat()
+            signature.append((str(path.resolve()), st.st_size, st.st_mtime_ns))
+        except OSError:
+            signature.append((str(path), None, None))
+    key = tuple(signature)
+    if key not in _RECENT:
+        while len(_RECENT) >= _RECENT_MAX:
+            _RECENT.pop(next(iter(_RECENT)))
+        _RECENT[key] = {}
+    return _RECENT[key]
 
 
 def _find_mask(xfm_dir: Path, mask_type: str, reference, surfaces: dict, coord: np.ndarray,
