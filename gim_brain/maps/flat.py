@@ -1,13 +1,12 @@
 """Flat maps: values on flattened cortical meshes, both hemispheres side by side.
 
-Two renderers:
-
 * :func:`plot_flat_image` — publication flatmaps in the manner of pycortex's quickflat: the
   flat triangles are rasterised to a pixel grid once (:func:`rasterize_flat`), each pixel
   interpolates the values of its triangle's three vertices (barycentric weights), over a
   two-tone curvature underlay; medial wall, cuts and NaN stay transparent; ROI outlines and
   labels can be drawn on top (:mod:`gim_brain.maps.overlays`).
-* :func:`plot_flat` — nilearn's 3-D renderer (per-triangle colours), kept for fsaverage.
+* :func:`plot_flat` — the same for values on any flat ``PolyMesh`` (default: nilearn's
+  bundled fsaverage flat meshes, sulcal-depth underlay).
 
 Layout (:func:`flat_layout`) follows pycortex: the left hemisphere is shifted so that its
 largest x is 0, the right one so that its smallest x is 0 (pycortex's ``nudge``), y up;
@@ -43,27 +42,28 @@ def flat_extent(flat_mesh) -> dict[str, tuple[float, float]]:
 
 
 def plot_flat(surf_img, kind: str = "r", title: str = "", style: MapStyle | None = None,
-              flat_mesh=None, bg_map=None) -> plt.Figure:
-    """Draw vertex values on flat meshes, left hemisphere left, right hemisphere right.
+              flat_mesh=None, bg_map=None, height: int = 640) -> plt.Figure:
+    """Pixel-interpolated flatmap of vertex values, left hemisphere left, right one right.
 
     Parameters
     ----------
     surf_img : SurfaceImage
-        Values per vertex (vertex order of ``flat_mesh``).
+        Values per vertex (vertex order of ``flat_mesh``); exact zeros (outside the mask of
+        an MNI volume sampled on fsaverage) are left transparent like NaN.
     kind, title, style
         As in :func:`gim_brain.maps.surface.plot_surface`.
     flat_mesh : PolyMesh, optional
         Flat mesh with coordinates ``(x, y, ~0)``; default: nilearn's fsaverage flat mesh
         of the matching resolution.
     bg_map : SurfaceImage or dict of arrays, optional
-        Shading; default: fsaverage sulcal depth.
+        Sulcal depth (positive in sulci) for the gray underlay; default: fsaverage's.
+    height : int
+        Image height in pixels.
 
     Returns
     -------
-    matplotlib Figure
+    matplotlib Figure (see :func:`plot_flat_image`)
     """
-    from nilearn import plotting
-
     values = surface_values(surf_img)
     if flat_mesh is None or bg_map is None:
         name = _fsaverage_name(values["left"].size)
@@ -71,22 +71,14 @@ def plot_flat(surf_img, kind: str = "r", title: str = "", style: MapStyle | None
         bg_map = bg_map if bg_map is not None else fsaverage_sulcal(name, mesh_type="flat")
     all_values = np.concatenate([values[h] for h in HEMIS])
     style = style or style_for(kind, all_values[all_values != 0])
-    fig = plt.figure(figsize=(12, 5.4))
-    for n, hemi in enumerate(HEMIS):
-        ax = fig.add_subplot(1, 2, n + 1, projection="3d")
-        plotting.plot_surf_stat_map(
-            flat_mesh.parts[hemi], stat_map=style.for_display(values[hemi]),
-            bg_map=_bg_array(bg_map, hemi), hemi=hemi, view=(90.0, 270.0), axes=ax, figure=fig,
-            cmap=style.cmap, threshold=style.nilearn_threshold, vmax=style.vmax,
-            vmin=style.vmin if not style.signed else None,
-            symmetric_cbar=style.signed, colorbar=False, bg_on_data=True,
-        )
-        ax.set_title(f"{hemi} hemisphere", fontsize=10)
-    fig.subplots_adjust(left=0.0, right=1.0, wspace=0.0, top=0.9, bottom=0.12)
-    _add_colorbar(fig, style)
-    if title:
-        fig.suptitle(title, fontsize=13)
-    return fig
+    layout = flat_layout({h: (np.asarray(flat_mesh.parts[h].coordinates),
+                              np.asarray(flat_mesh.parts[h].faces)) for h in HEMIS})
+    raster = rasterize_flat(layout, height)
+    sulc = {h: _bg_array(bg_map, h) for h in HEMIS}
+    scale = float(np.nanstd(np.concatenate(list(sulc.values())))) or 1.0
+    underlay = {h: 0.52 - 0.17 * np.tanh(1.5 * sulc[h] / scale) for h in HEMIS}
+    shown = {h: np.where(values[h] == 0, np.nan, values[h]) for h in HEMIS}
+    return plot_flat_image(raster, shown, style, title, underlay=underlay)
 
 
 @dataclass
