@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -258,7 +257,3 @@ def run_fetch(plan: FetchPlan, jobs: int = 1, log: Callable[[str], None] = print
         raise FetchError(f"{len(failures)} file(s) could not be fetched (run the same command "
                          f"again to resume): " + "; ".join(str(f) for f in failures[:5]))
     return done
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
