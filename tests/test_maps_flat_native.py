@@ -154,8 +154,8 @@ def test_s1_rois_lie_where_the_anatomy_says(s1):
 
 
 def test_s1_flat_and_inflated_maps_of_a_synthetic_field(s1, tmp_path):
-    from gim_brain.maps.native import native_flat_raster, plot_native_flat, plot_native_surface, \
-        voxels_to_vertices
+    from gim_brain.maps.native import native_flat_raster, native_surface_image, plot_native_flat, \
+        plot_native_surface, voxels_to_vertices
 
     values = _synthetic(s1)
     values[:500] = np.nan
@@ -181,7 +181,13 @@ def test_s1_flat_and_inflated_maps_of_a_synthetic_field(s1, tmp_path):
     assert (tmp_path / "flat.png").stat().st_size > 50_000
     inflated = plot_native_surface(values, s1, "value", "synthetic field — S1")
     assert sum(ax.name == "3d" for ax in inflated.axes) == 4
-    inflated.savefig(tmp_path / "inflated.png", dpi=40)
+    surf = native_surface_image(values, s1, "inflated")
+    vertex = voxels_to_vertices(values, s1)
+    for hemi in ("left", "right"):
+        assert np.allclose(np.asarray(surf.data.parts[hemi]).ravel(),
+                           np.nan_to_num(vertex[hemi], nan=0.0), atol=1e-6)
+        coords = np.asarray(surf.mesh.parts[hemi].coordinates)
+        assert np.allclose(coords, s1.surface("inflated", hemi)[0])  # the subject's own mesh
     plt.close("all")
 
 

@@ -64,7 +64,7 @@ def native_roi_table(values: Mapping[str, np.ndarray], subject: PycortexSubject,
     """
     voxels = roi_voxels(subject, layer)
     rows = {}
-    for roi, idx in sorted(voxels.items()):
+    for roi, idx in sorted(voxels.items(), key=lambda item: item[0].lower()):
         row = {"n_voxels": int(idx.size)}
         for name, vals in values.items():
             vals = np.asarray(vals, dtype=float)
@@ -81,7 +81,7 @@ def plot_roi_table(table: pd.DataFrame, label: str = "mean r", title: str = "") 
     """Grouped horizontal bars: one group per ROI, one bar per feature set."""
     sets = [c for c in table.columns if c != "n_voxels"]
     n = len(table)
-    fig, ax = plt.subplots(figsize=(7.5, 0.6 + 0.28 * n * max(1, len(sets)) ** 0.5 + 0.5))
+    fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.2 * n))
     height = 0.8 / max(1, len(sets))
     y = np.arange(n)
     for i, name in enumerate(sets):
