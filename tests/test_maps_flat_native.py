@@ -68,7 +68,8 @@ SVG = """<svg xmlns="http://www.w3.org/2000/svg"
                            <path d="m 110,10 h 30 v 30 h -30 z"/></g>
   <g inkscape:label="BLOB" transform="translate(100,50)">
      <path d="M 0,0 C 10,0 20,10 20,20 S 10,40 0,40 Q -10,20 0,0 z"/></g>
- </g><g inkscape:label="labels"/></g>
+ </g><g inkscape:label="labels" transform="translate(1,2)">
+     <text x="20" y="20"><tspan>BOX</tspan></text><text>nowhere</text></g></g>
  <g inkscape:label="sulci"><g inkscape:label="shapes"/></g>
 </svg>"""
 
@@ -83,6 +84,7 @@ def test_overlays_parse_paths_and_map_to_flat(tmp_path):
     assert np.allclose(box.paths[1][[0, 1, 2, 3]], [[110, 10], [140, 10], [140, 40], [110, 40]])
     assert np.allclose(blob.paths[0][0], [100, 50])  # the group's translate applies
     assert np.allclose(blob.paths[0][:, 1].max(), 90)
+    assert overlays.labels["rois"] == [("BOX", (21.0, 22.0))]  # placed labels, transformed
     # svg (x right, y down) over the flat bounds (x right, y up)
     extent = (-100.0, 100.0, 0.0, 50.0)
     assert np.allclose(svg_to_flat(np.array([[0, 0], [200, 100], [50, 50]]), overlays, extent),

@@ -17,14 +17,14 @@ are not drawn.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import matplotlib.pyplot as plt
 import numpy as np
 
-from dataclasses import dataclass
-
 from .style import MapStyle, style_for
-from .surface import HEMIS, _add_colorbar, _bg_array, _fsaverage_name, fsaverage_meshes, \
-    fsaverage_sulcal, surface_values
+from .surface import HEMIS, _bg_array, _fsaverage_name, fsaverage_meshes, fsaverage_sulcal, \
+    surface_values
 
 __all__ = ["plot_flat", "flat_extent", "FlatLayout", "FlatRaster", "flat_layout",
            "rasterize_flat", "flat_rgba", "plot_flat_image"]
@@ -277,7 +277,7 @@ def flat_rgba(values: np.ndarray, style: MapStyle, underlay: np.ndarray | None =
 
 def plot_flat_image(raster: FlatRaster, vertex_values: dict, style: MapStyle, title: str = "",
                     underlay: dict | None = None, outlines=None, labels: bool = True,
-                    hemi_names: bool = True) -> plt.Figure:
+                    label_positions=None, hemi_names: bool = True) -> plt.Figure:
     """Draw a rasterised flatmap with colour bar, optional ROI outlines and labels.
 
     Parameters
@@ -292,7 +292,10 @@ def plot_flat_image(raster: FlatRaster, vertex_values: dict, style: MapStyle, ti
     outlines : list of (name, list of (n, 2) arrays), optional
         ROI outlines in flat mm (same frame as the raster).
     labels : bool
-        Write each outline's name at its centre.
+        Write each ROI's name: at its ``label_positions`` entries when it has some, else at
+        the centre of each of its outlines.
+    label_positions : list of (name, (x, y)), optional
+        Label places in flat mm (overlays.svg's own labels).
 
     Returns
     -------
@@ -312,13 +315,16 @@ def plot_flat_image(raster: FlatRaster, vertex_values: dict, style: MapStyle, ti
     xmin, xmax, ymin, ymax = raster.extent
     ax.imshow(img, extent=(xmin, xmax, ymin, ymax), interpolation="bilinear", origin="upper")
     outline_fx = [patheffects.withStroke(linewidth=2.2, foreground="black")]
+    placed: dict[str, list] = {}
+    for name, xy in label_positions or []:
+        placed.setdefault(name, []).append(xy)
     for name, parts in outlines or []:
+        spots = placed.get(name) or [part.mean(0) for part in parts if part.shape[0] > 2]
         for part in parts:
             ax.plot(part[:, 0], part[:, 1], color="white", lw=0.9, alpha=0.9)
-            if labels and part.shape[0] > 2:
-                cx, cy = part.mean(0)
-                ax.text(cx, cy, name, color="white", fontsize=7, ha="center", va="center",
-                        path_effects=outline_fx)
+        for cx, cy in spots if labels else []:
+            ax.text(cx, cy, name, color="white", fontsize=7, ha="center", va="center",
+                    path_effects=outline_fx)
     if hemi_names:
         for hemi, x in (("left", xmin), ("right", xmax)):
             ax.text(x, ymax, f"{hemi} hemisphere", fontsize=10, va="top",

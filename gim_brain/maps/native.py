@@ -48,6 +48,7 @@ __all__ = [
     "curvature_underlay",
     "subject_overlays",
     "roi_outlines",
+    "roi_label_positions",
     "subject_vertex_rois",
 ]
 
@@ -484,6 +485,18 @@ def roi_outlines(subject: PycortexSubject, layer: str = "rois") -> list:
             for shape in overlays.shapes(layer)]
 
 
+def roi_label_positions(subject: PycortexSubject, layer: str = "rois") -> list:
+    """``[(name, (x, y) in flat mm), ...]`` of the labels placed in overlays.svg (may be empty)."""
+    from .overlays import svg_to_flat
+
+    overlays = subject_overlays(subject)
+    if overlays is None:
+        return []
+    layout, _ = native_flat_raster(subject)
+    return [(name, tuple(svg_to_flat(np.array([xy]), overlays, layout.extent)[0]))
+            for name, xy in overlays.labels.get(layer, [])]
+
+
 def subject_vertex_rois(subject: PycortexSubject, layer: str = "rois") -> dict[str, np.ndarray]:
     """ROI membership of the stacked (left then right) vertices, from overlays.svg."""
     from .overlays import vertex_rois
@@ -528,11 +541,12 @@ def plot_native_flat(values: np.ndarray, subject: PycortexSubject, kind: str = "
     values = np.asarray(values, dtype=float)
     style = style or style_for(kind, values[np.isfinite(values)])
     _, raster = native_flat_raster(subject, height)
-    outlines = None
+    outlines = positions = None
     if with_rois and subject_overlays(subject) is not None:
         try:
             outlines = roi_outlines(subject)
+            positions = roi_label_positions(subject)
         except OverlayError:
             outlines = None  # an overlays.svg without ROIs: draw the map without outlines
     return plot_flat_image(raster, vertex, style, title, underlay=curvature_underlay(subject),
-                           outlines=outlines)
+                           outlines=outlines, label_positions=positions)

@@ -64,6 +64,7 @@ class Overlays:
     width: float
     height: float
     layers: dict  # layer name -> list of RoiShape
+    labels: dict = field(default_factory=dict)  # layer name -> [(text, (x, y)), ...] (SVG units)
 
     def shapes(self, layer: str = "rois") -> list[RoiShape]:
         """Shapes (with at least one outline) of ``layer``.
@@ -297,6 +298,7 @@ def read_overlays(path: str | Path) -> Overlays:
     width = _length(root.get("width"), "width", path)
     height = _length(root.get("height"), "height", path)
     layers: dict[str, list[RoiShape]] = {}
+    labels: dict[str, list] = {}
     for layer in root.findall(f"{{{SVG_NS}}}g"):
         shapes_group = next((g for g in layer.findall(f"{{{SVG_NS}}}g")
                              if _label(g) == "shapes"), None)
@@ -315,7 +317,26 @@ def read_overlays(path: str | Path) -> Overlays:
                     shape.closed.append(closed)
             found.append(shape)
         layers[_label(layer)] = found
-    return Overlays(path, width, height, layers)
+        texts = []
+        for group in layer.findall(f"{{{SVG_NS}}}g"):
+            if _label(group) != "labels":
+                continue
+            lm = base_of(layer) @ _transform_matrix(group.get("transform"))
+            for text in group.iter(f"{{{SVG_NS}}}text"):
+                content = "".join(text.itertext()).strip()
+                try:
+                    xy = np.array([float(text.get("x")), float(text.get("y"))])
+                except (TypeError, ValueError):
+                    continue  # a label without a position: placed at the outline's centre
+                if content:
+                    texts.append((content, tuple(lm[:2, :2] @ xy + lm[:2, 2])))
+        labels[_label(layer)] = texts
+    return Overlays(path, width, height, layers, labels)
+
+
+def base_of(layer) -> np.ndarray:
+    """Transform matrix of a top-level layer."""
+    return _transform_matrix(layer.get("transform"))
 
 
 def svg_to_flat(points: np.ndarray, overlays: Overlays, extent: tuple) -> np.ndarray:
