@@ -249,6 +249,12 @@ def test_map_cli_draws_native_flat_maps_and_roi_summaries(s1, tmp_path, capsys):
     assert table.loc["V1 L", "lm"] == pytest.approx(0.2)
     assert table["gim"].idxmax() == "AC L"
     assert (out / "rois_r.png").stat().st_size > 10_000
+    # a difference map: one column
+    assert main(["map", str(tmp_path / "run"), "--out", str(out), "--kind", "flat",
+                 "--value", "diff:gim-lm", "--dpi", "30"]) == 0
+    diff = pd.read_csv(out / "rois_diff_gim-lm.csv", index_col="roi")
+    assert list(diff.columns) == ["n_voxels", "diff:gim-lm"]
+    assert diff.loc["AC L", "diff:gim-lm"] == pytest.approx(0.4 - 0.05)
     plt.close("all")
 
 

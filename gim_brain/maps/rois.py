@@ -123,20 +123,31 @@ def run_roi_summary(results: Mapping, value: str, db, subject_name: str, xfm: st
                     mask_type: str, out_dir: str | Path, dpi: int = 100) -> list[Path]:
     """ROI table of ``value`` for every feature set of a native run (``rois_{value}.csv/png``).
 
-    Returns no paths (writes nothing) when ``value`` is not defined for every result, or
-    when the subject has no overlays.svg with a ``rois`` layer.
+    One column per result that has ``value`` (``diff:A-B``: one column). Returns no paths
+    (writes nothing) when no result has it, or when the subject has no overlays.svg with a
+    ``rois`` layer.
     """
     from .native import load_pycortex_subject, subject_overlays
     from .overlays import OverlayError
-    from .values import UnknownValueError, _safe, select_values
+    from .values import UnknownValueError, _safe, parse_value, select_values
 
     subject = load_pycortex_subject(db, subject_name, xfm, mask_type)
     overlays = subject_overlays(subject)
     if overlays is None or "rois" not in overlays.layers:
         return []
-    try:
-        chosen = {name: select_values(value, results, name) for name in results}
-    except UnknownValueError:
+    if parse_value(value)[0] == "diff":  # one map from two results
+        try:
+            chosen = {value: select_values(value, results, None)}
+        except UnknownValueError:
+            return []
+    else:  # one column per result that has this value (unique:S only in banded fits)
+        chosen = {}
+        for name in results:
+            try:
+                chosen[name] = select_values(value, results, name)
+            except UnknownValueError:
+                continue
+    if not chosen:
         return []
     first = next(iter(chosen.values()))
     try:
