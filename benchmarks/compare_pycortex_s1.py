@@ -7,13 +7,15 @@ to a temporary folder for pycortex (it writes masks and caches into its filestor
 Compares
 * ``thick`` / ``thin`` masks: voxels that differ (pycortex ``db.get_mask`` vs
   :func:`gim_brain.maps.native.load_pycortex_subject`);
+* the vertex -> voxel mapping with one sample per vertex (mid-depth) against pycortex's
+  ``nearest`` mapper: share of vertices mapped to the same voxel;
 * the 1024-pixel-high flatmap of a synthetic per-voxel field (Gaussian blobs plus noise,
   1% NaN voxels): pycortex ``quickflat.utils.make_flatmap_image`` vs our
   :class:`~gim_brain.maps.flat.FlatRaster` image — image size, pixels covered by one but not
   the other, correlation and mean absolute difference of the pixels both cover.
 
 Usage: python benchmarks/compare_pycortex_s1.py --pycortex-python /tmp/pcx/bin/python
-       [--db ../shared/data/pycortex_S1] [--out DIR]
+       [--db ../shared/data/pycortex_S1] [--out DIR] [--store DIR]
 Last line: ``RESULT thick_diff=... thin_diff=... pixel_corr=... ...``.
 """
 
@@ -46,6 +48,13 @@ vol = np.full(mask.shape, np.nan)
 vol[mask] = np.load(out + "/field.npy")
 img, _ = cortex.quickflat.utils.make_flatmap_image(cortex.Volume(vol, "S1", "fullhead"), height=1024)
 np.save(out + "/pycortex_flat.npy", img)
+mapper = cortex.get_mapper("S1", "fullhead", "nearest")
+for hemi, mat in zip(("left", "right"), mapper.masks):
+    mat = mat.tocsr()
+    cols = np.full(mat.shape[0], -1)
+    rows, found = mat.nonzero()
+    cols[rows] = found
+    np.save(out + f"/pycortex_nearest_{hemi}.npy", cols)
 """
 
 
@@ -68,9 +77,12 @@ def main() -> None:
     parser.add_argument("--db", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"
                                             / "pycortex_S1"))
     parser.add_argument("--out", help="folder for the arrays (default: a temporary folder)")
+    parser.add_argument("--store", help="a writable copy of the S1 filestore for pycortex, kept "
+                                        "(reuses its caches); default: a temporary copy")
     args = parser.parse_args()
 
-    from gim_brain.maps.native import load_pycortex_subject, native_flat_raster, voxels_to_vertices
+    from gim_brain.maps.native import load_pycortex_subject, native_flat_raster, \
+        vertex_voxel_matrix, voxels_to_vertices
 
     out = Path(args.out or tempfile.mkdtemp(prefix="pcx-compare-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -86,10 +98,11 @@ def main() -> None:
     our_img = raster.image(np.concatenate([vertex["left"], vertex["right"]]))
     t_ours = time.perf_counter() - t0
 
-    store = Path(tempfile.mkdtemp(prefix="pcx-db-"))
-    shutil.copytree(Path(args.db) / "S1", store / "S1")
-    for path in store.rglob("*"):
-        path.chmod(path.stat().st_mode | 0o200)
+    store = Path(args.store) if args.store else Path(tempfile.mkdtemp(prefix="pcx-db-"))
+    if not (store / "S1").is_dir():
+        shutil.copytree(Path(args.db) / "S1", store / "S1")
+        for path in store.rglob("*"):
+            path.chmod(path.stat().st_mode | 0o200)
     t1 = time.perf_counter()
     subprocess.run([args.pycortex_python, "-c", PYCORTEX_SCRIPT, str(store), str(out)], check=True,
                    env={**os.environ, "MPLBACKEND": "Agg"})
@@ -101,6 +114,19 @@ def main() -> None:
         diffs[kind] = int(((theirs.get_fdata().T != 0) != subject.mask).sum())
         print(f"{kind:6s} mask: pycortex {int((theirs.get_fdata() != 0).sum())} voxels, "
               f"ours {subject.n_voxels}, differing {diffs[kind]}")
+    same = {}
+    in_mask = np.flatnonzero(thick.mask)
+    for hemi in ("left", "right"):
+        theirs = np.load(out / f"pycortex_nearest_{hemi}.npy")
+        matrix = vertex_voxel_matrix(thick, hemi, n_samples=1).tocsr()
+        mine = np.full(matrix.shape[0], -1)
+        rows, cols = matrix.nonzero()
+        mine[rows] = in_mask[cols]
+        mapped = theirs >= 0
+        same[hemi] = float((mine[mapped] == theirs[mapped]).mean())
+        print(f"vertex mapping {hemi}: {mapped.sum()} vertices mapped by pycortex, same voxel for "
+              f"{same[hemi]:.2%}; {int(((mine >= 0) & ~mapped).sum())} more mapped by us "
+              f"(medial wall, which pycortex leaves out)")
     their_img = np.load(out / "pycortex_flat.npy")
     fp, fo = np.isfinite(their_img), np.isfinite(our_img)
     both = fp & fo
@@ -110,11 +136,14 @@ def main() -> None:
           f"only {fp[~fo].sum() if fp.shape == fo.shape else 'n/a'}, by us only {(fo & ~fp).sum()}, "
           f"both {both.sum()}; corr {corr:.4f}, mean |diff| {mad:.4f} "
           f"(field spread {np.nanstd(field):.3f})")
-    print(f"time: ours {t_ours:.1f} s, pycortex {t_pcx:.1f} s (masks + flat caches, first use)")
-    print(f"RESULT thick_diff={diffs['thick']} thin_diff={diffs['thin']} pixel_corr={corr:.4f} "
+    print(f"time: ours {t_ours:.1f} s, pycortex {t_pcx:.1f} s (masks, mapper and flat cache; "
+          f"{'reused from --store' if args.store else 'built on first use'})")
+    print(f"RESULT thick_diff={diffs['thick']} thin_diff={diffs['thin']} "
+          f"same_voxel_lh={same['left']:.4f} same_voxel_rh={same['right']:.4f} pixel_corr={corr:.4f} "
           f"pixel_mad={mad:.4f} only_pycortex={int((fp & ~fo).sum())} only_ours={int((fo & ~fp).sum())} "
           f"ours_s={t_ours:.1f} pycortex_s={t_pcx:.1f}")
-    shutil.rmtree(store, ignore_errors=True)
+    if not args.store:
+        shutil.rmtree(store, ignore_errors=True)
 
 
 if __name__ == "__main__":
