@@ -122,8 +122,13 @@ def test_native_figures_draw_the_subject_meshes(fake_db):
     codes, _ = voxel_codes(fake_db.mask)
     fig = plot_native_surface(codes, subject, "r", "r — UTS99")
     assert sum(ax.name == "3d" for ax in fig.axes) == 4
-    flat = plot_native_flat(codes, subject, "r", "r — UTS99")
-    assert [ax.get_title() for ax in flat.axes[:2]] == ["left hemisphere", "right hemisphere"]
+    flat = plot_native_flat(codes, subject, "r", "r — UTS99", height=64)
+    texts = [t.get_text() for t in flat.axes[0].texts]
+    assert "left hemisphere" in texts and "right hemisphere" in texts
+    (image,) = flat.axes[0].images  # one pixel-interpolated image, both hemispheres
+    rgba = image.get_array()
+    assert rgba.shape[0] == 64 and rgba.shape[2] == 4
+    assert rgba[..., 3].mean() > 0.95  # the two nudged sheets tile the frame: all opaque
     # flat mesh is drawn in its own plane: z (the flat axis) constant
     mesh = subject.polymesh("flat")
     assert np.ptp(np.asarray(mesh.parts["left"].coordinates)[:, 2]) == 0

@@ -59,16 +59,23 @@ def test_surface_figure_has_lateral_and_medial_views_of_both_hemispheres(blob_su
 
 
 def test_flat_figure_shows_both_hemispheres_side_by_side(blob_surface):
-    fig = plot_flat(blob_surface, "unique", "unique variance")
-    titles = [ax.get_title() for ax in fig.axes]
-    assert titles[:2] == ["left hemisphere", "right hemisphere"]
-    left_ax, right_ax = fig.axes[0], fig.axes[1]
-    assert left_ax.get_position().x1 <= right_ax.get_position().x0 + 1e-6
-    # the flat meshes drawn are nilearn's bundled fsaverage5 flat meshes (z = 0 for the sheet)
+    fig = plot_flat(blob_surface, "unique", "unique variance", height=200)
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert "left hemisphere" in texts and "right hemisphere" in texts
+    (image,) = ax.images  # one pixel-interpolated image of both hemispheres
+    rgba = np.asarray(image.get_array())
+    assert rgba.shape[0] == 200 and rgba.shape[2] == 4
+    # nilearn's bundled fsaverage5 flat meshes, nudged apart at x = 0 (pycortex's layout)
     flat = fsaverage_meshes("fsaverage5")["flat"]
     ext = flat_extent(flat)
-    assert ext["left"][1] > ext["left"][0]
-    assert isinstance(fig, matplotlib.figure.Figure)
+    width_mm = (ext["left"][1] - ext["left"][0]) + (ext["right"][1] - ext["right"][0])
+    xmin, xmax, ymin, ymax = image.get_extent()
+    assert xmax - xmin == pytest.approx(width_mm, rel=0.02) and xmin < 0 < xmax
+    middle = int(round(-xmin / (xmax - xmin) * rgba.shape[1]))
+    assert rgba[:, :middle, 3].mean() > 0.3 and rgba[:, middle:, 3].mean() > 0.3
+    assert fig._suptitle.get_text() == "unique variance"
+    assert any(a.get_xlabel() == "unique variance (R²)" for a in fig.axes)  # colour bar
     plt.close(fig)
 
 

@@ -1,4 +1,5 @@
-"""``gim-brain datasets``: list the built-in manifests, describe one, check a dataset on disk."""
+"""``gim-brain datasets``: list the built-in manifests, describe one, check a dataset on disk,
+fetch ds003020 parts (:mod:`.datasets_fetch`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ EPILOG = """examples:
   gim-brain datasets check --manifest lebel2023_pca --data-root ../shared/data/lebel2023 --json check.json
   gim-brain datasets check --manifest lebel2023 --data-root /data/ds003020 --shapes-only
   gim-brain datasets check --manifest my_dataset.toml --data-root /data/mine
+  gim-brain datasets fetch lebel2023 --root /data/ds003020 --subjects UTS03 --dry-run
 """
 
 
@@ -53,6 +55,9 @@ def register(subparsers) -> None:
                          help="compare response shapes with the TR grids without reading the data")
     p_check.add_argument("--quiet", action="store_true", help="print only the summary and the problems")
     p_check.set_defaults(func=_check)
+    from . import datasets_fetch
+
+    datasets_fetch.register(sub)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 

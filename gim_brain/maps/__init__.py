@@ -4,6 +4,9 @@
 * :mod:`~gim_brain.maps.surface` — MNI volume -> fsaverage; lateral/medial inflated views.
 * :mod:`~gim_brain.maps.flat` — fsaverage (or subject) flat maps, hemispheres side by side.
 * :mod:`~gim_brain.maps.native` — a ds003020 subject's own surfaces from its pycortex-db.
+* :mod:`~gim_brain.maps.masks` — pycortex's thick/thin/cortical voxel masks from the surfaces.
+* :mod:`~gim_brain.maps.overlays` — ROI outlines of a subject's ``overlays.svg``.
+* :mod:`~gim_brain.maps.rois` — mean value per overlays.svg ROI and feature set (native runs).
 * :mod:`~gim_brain.maps.html` — self-contained interactive HTML pages.
 * :mod:`~gim_brain.maps.compare` — difference / unique-variance maps and ROI summaries.
 * :mod:`~gim_brain.maps.style` — colour maps, ranges and thresholds per kind of value.

@@ -14,8 +14,8 @@ is C order over ``(k, j, i)``: the mask as ``get_fdata().T != 0``. ds003020's pr
 responses use that order, for ``xfm = "{subject}_auto"`` and the ``thick`` mask.
 
 A vertex takes the mean of the in-mask voxels met along the segment from its white-matter
-to its pial position (``n_samples`` points, nearest voxel), or the voxel at its fiducial
-position when only one surface exists; vertices that meet no in-mask voxel get NaN.
+to its pial position (``n_samples`` points, nearest voxel; one sample: mid-depth), or the
+voxel at its fiducial position when only one surface exists; vertices that meet no in-mask voxel get NaN.
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ __all__ = [
     "curvature_shading",
     "plot_native_surface",
     "plot_native_flat",
+    "native_flat_raster",
+    "curvature_underlay",
+    "subject_overlays",
+    "roi_outlines",
+    "roi_label_positions",
+    "subject_vertex_rois",
 ]
 
 _PYCORTEX_HEMI = {"left": "lh", "right": "rh"}
@@ -90,6 +96,8 @@ class PycortexSubject:
         Functional reference volume if the filestore has one.
     surfaces : dict
         ``{name: {"left": path, "right": path}}`` of the surface files found.
+    mask_source : {"filestore", "built", "cache"}
+        Where the mask came from (see :func:`gim_brain.maps.masks.find_or_build_mask`).
     """
 
     folder: Path
@@ -99,12 +107,16 @@ class PycortexSubject:
     mask_img: nib.Nifti1Image
     reference_img: nib.Nifti1Image | None
     surfaces: dict[str, dict[str, Path]]
+    mask_source: str = "filestore"
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def mask(self) -> np.ndarray:
-        """Boolean mask in pycortex's transposed layout ``(nk, nj, ni)``."""
-        return np.asanyarray(self.mask_img.dataobj).T != 0
+        """Boolean mask in pycortex's transposed layout ``(nk, nj, ni)`` (read once)."""
+        key = ("mask", id(self.mask_img))
+        if key not in self._cache:
+            self._cache[key] = np.asanyarray(self.mask_img.dataobj).T != 0
+        return self._cache[key]
 
     @property
     def n_voxels(self) -> int:
@@ -163,13 +175,19 @@ def load_pycortex_subject(db: str | Path, subject: str, xfm: str | None = None,
         e.g. ``"UTS03"``.
     xfm : str, optional
         Transform name; default ``"{subject}_auto"``.
-    mask_type : str
-        Mask file ``mask_{mask_type}.nii.gz`` (ds003020 responses use ``thick``).
+    mask_type : {"thick", "thin", "cortical"}
+        Mask file ``mask_{mask_type}.nii.gz`` (ds003020 responses use ``thick``). When the
+        filestore lacks it, it is built from the wm/pia surfaces with pycortex's definition
+        (:mod:`gim_brain.maps.masks`) and saved beside the transform, or in the gim-brain
+        cache when the filestore is read-only.
 
     Raises
     ------
     FileNotFoundError
-        Naming the missing subject folder, transform folder, matrices.xfm, mask or surfaces.
+        Naming the missing subject folder, transform folder, matrices.xfm, surfaces, or a
+        mask that cannot be built (no reference volume, no wm/pia surfaces).
+    ValueError
+        A malformed transform, or a mask whose grid differs from the transform's reference.
     """
     folder = Path(db) / subject
     if not folder.is_dir():
@@ -193,10 +211,6 @@ def load_pycortex_subject(db: str | Path, subject: str, xfm: str | None = None,
             from exc
     if coord.shape != (4, 4):
         raise ValueError(f"'coord' in {matrices} must be 4x4, got shape {coord.shape}")
-    mask_path = xfm_dir / f"mask_{mask_type}.nii.gz"
-    if not mask_path.is_file():
-        raise FileNotFoundError(f"mask {mask_path} is missing")
-    mask_img = nib.load(str(mask_path))
     ref_path = xfm_dir / "reference.nii.gz"
     reference = nib.load(str(ref_path)) if ref_path.is_file() else None
     surfaces: dict[str, dict[str, Path]] = {}
@@ -206,9 +220,68 @@ def load_pycortex_subject(db: str | Path, subject: str, xfm: str | None = None,
         name, _, hemi = stem.rpartition("_")
         hemi = {"lh": "left", "rh": "right"}[hemi]
         surfaces.setdefault(name, {})[hemi] = path
+    surfaces = {name: parts for name, parts in surfaces.items() if set(parts) == set(HEMIS)}
     if not surfaces:
-        raise FileNotFoundError(f"no surfaces ({{name}}_lh/rh.gii) found in {surf_dir}")
-    return PycortexSubject(folder, subject, xfm, coord, mask_img, reference, surfaces)
+        raise FileNotFoundError(
+            f"subject {subject} has no surfaces: no {{name}}_lh/rh.gii pair in {surf_dir}")
+    mask_path, mask_source = _find_mask(xfm_dir, mask_type, reference, surfaces, coord, subject)
+    mask_img = nib.load(str(mask_path))
+    if reference is not None and tuple(mask_img.shape[:3]) != tuple(reference.shape[:3]):
+        raise ValueError(
+            f"transform {xfm!r} of subject {subject}: mask {mask_path} has grid "
+            f"{tuple(mask_img.shape[:3])} but the transform's reference {ref_path} has grid "
+            f"{tuple(reference.shape[:3])}; the mask belongs to another transform")
+    files = [mask_path, matrices, folder / "overlays.svg",
+             *(p for parts in surfaces.values() for p in parts.values())]
+    return PycortexSubject(folder, subject, xfm, coord, mask_img, reference, surfaces,
+                           mask_source=mask_source, _cache=_shared_cache(files, mask_type))
+
+
+#: derived data (vertex mappings, flat rasters, ROIs...) of recently loaded subjects, keyed by
+#: their files' paths, sizes and modification times, so that loading the same unchanged
+#: subject again (e.g. for the maps and then the ROI table of one run) reuses it
+_RECENT: dict = {}
+_RECENT_MAX = 2
+
+
+def _shared_cache(files: list[Path], mask_type: str) -> dict:
+    signature = [mask_type]
+    for path in files:
+        try:
+            st = path.stat()
+            signature.append((str(path.resolve()), st.st_size, st.st_mtime_ns))
+        except OSError:
+            signature.append((str(path), None, None))
+    key = tuple(signature)
+    if key not in _RECENT:
+        while len(_RECENT) >= _RECENT_MAX:
+            _RECENT.pop(next(iter(_RECENT)))
+        _RECENT[key] = {}
+    return _RECENT[key]
+
+
+def _find_mask(xfm_dir: Path, mask_type: str, reference, surfaces: dict, coord: np.ndarray,
+               subject: str) -> tuple[Path, str]:
+    """The transform's mask file, built from the surfaces when the filestore lacks it."""
+    from .masks import find_or_build_mask
+
+    if {"wm", "pia"} <= set(surfaces):
+        names = ["wm", "pia"]
+    elif "fiducial" in surfaces:
+        names = ["fiducial"]
+    else:
+        names = []
+    if not names and not (xfm_dir / f"mask_{mask_type}.nii.gz").is_file():
+        raise FileNotFoundError(
+            f"mask {xfm_dir / f'mask_{mask_type}.nii.gz'} is missing and cannot be built: "
+            f"subject {subject} has no wm+pia (or fiducial) surfaces, only {sorted(surfaces)}")
+
+    def load() -> tuple[np.ndarray, np.ndarray | None]:
+        stacked = [np.vstack([read_surface(surfaces[n][h])[0] for h in HEMIS]) for n in names]
+        return stacked[0], (stacked[1] if len(stacked) > 1 else None)
+
+    files = [surfaces[n][h] for n in names for h in HEMIS]
+    return find_or_build_mask(xfm_dir, mask_type, reference, files, load, coord)
 
 
 def _voxel_lookup(subject: PycortexSubject) -> np.ndarray:
@@ -234,7 +307,8 @@ def vertex_voxel_matrix(subject: PycortexSubject, hemi: str, n_samples: int = 8)
     if "wm" in subject.surfaces and "pia" in subject.surfaces:
         wm, _ = subject.surface("wm", hemi)
         pia, _ = subject.surface("pia", hemi)
-        fractions = np.linspace(0.0, 1.0, n_samples)
+        # one sample: mid-depth (the fiducial point), as pycortex's depth-0.5 sampler
+        fractions = np.linspace(0.0, 1.0, n_samples) if n_samples > 1 else np.array([0.5])
         segments = [wm + f * (pia - wm) for f in fractions]
     else:
         segments = [subject.surface("fiducial", hemi)[0]]
@@ -365,12 +439,114 @@ def plot_native_surface(values: np.ndarray, subject: PycortexSubject, kind: str 
                         bg_map=_subject_shading(subject))
 
 
-def plot_native_flat(values: np.ndarray, subject: PycortexSubject, kind: str = "r",
-                     title: str = "", style: MapStyle | None = None) -> plt.Figure:
-    """Both hemispheres of the subject's flat map (``surfaces/flat_{lh,rh}``) side by side."""
-    from .flat import plot_flat
+def curvature_underlay(subject: PycortexSubject) -> dict[str, np.ndarray]:
+    """Gray level per vertex in [0, 1] for flatmaps: gyri light, sulci dark (soft two-tone)."""
+    return {h: 0.52 - 0.17 * np.tanh(4.0 * v) for h, v in _subject_shading(subject).items()}
 
-    surf_img = native_surface_image(values, subject, "flat")
-    style = style or style_for(kind, np.asarray(values)[np.isfinite(values)])
-    return plot_flat(surf_img, kind, title, style, flat_mesh=subject.polymesh("flat"),
-                     bg_map=_subject_shading(subject))
+
+def native_flat_raster(subject: PycortexSubject, height: int = 1024):
+    """``(FlatLayout, FlatRaster)`` of the subject's flat surfaces (cached per subject)."""
+    from .flat import flat_layout, rasterize_flat
+
+    key = ("flat_raster", height)
+    if key not in subject._cache:
+        layout = flat_layout({h: subject.surface("flat", h) for h in HEMIS})
+        subject._cache[key] = (layout, rasterize_flat(layout, height))
+    return subject._cache[key]
+
+
+def subject_overlays(subject: PycortexSubject):
+    """The subject's parsed ``overlays.svg``, or None when it has none."""
+    from .overlays import read_overlays
+
+    path = subject.folder / "overlays.svg"
+    if ("overlays",) not in subject._cache:
+        subject._cache[("overlays",)] = read_overlays(path) if path.is_file() else None
+    return subject._cache[("overlays",)]
+
+
+def roi_outlines(subject: PycortexSubject, layer: str = "rois") -> list:
+    """``[(name, [outline (n, 2) in flat mm, ...]), ...]`` of the subject's ROIs.
+
+    Raises
+    ------
+    OverlayError
+        The subject's overlays.svg has no ``layer`` with outlined shapes.
+    FileNotFoundError
+        The subject has no overlays.svg.
+    """
+    from .overlays import svg_to_flat
+
+    overlays = subject_overlays(subject)
+    if overlays is None:
+        raise FileNotFoundError(f"subject {subject.subject} has no {subject.folder / 'overlays.svg'}")
+    layout, _ = native_flat_raster(subject)
+    return [(shape.name, [svg_to_flat(p, overlays, layout.extent) for p in shape.paths])
+            for shape in overlays.shapes(layer)]
+
+
+def roi_label_positions(subject: PycortexSubject, layer: str = "rois") -> list:
+    """``[(name, (x, y) in flat mm), ...]`` of the labels placed in overlays.svg (may be empty)."""
+    from .overlays import svg_to_flat
+
+    overlays = subject_overlays(subject)
+    if overlays is None:
+        return []
+    layout, _ = native_flat_raster(subject)
+    return [(name, tuple(svg_to_flat(np.array([xy]), overlays, layout.extent)[0]))
+            for name, xy in overlays.labels.get(layer, [])]
+
+
+def subject_vertex_rois(subject: PycortexSubject, layer: str = "rois") -> dict[str, np.ndarray]:
+    """ROI membership of the stacked (left then right) vertices, from overlays.svg."""
+    from .overlays import vertex_rois
+
+    key = ("vertex_rois", layer)
+    if key not in subject._cache:
+        overlays = subject_overlays(subject)
+        if overlays is None:
+            raise FileNotFoundError(
+                f"subject {subject.subject} has no {subject.folder / 'overlays.svg'}")
+        layout, _ = native_flat_raster(subject)
+        drawn = np.zeros(layout.n_vertices, dtype=bool)
+        for h in HEMIS:
+            drawn[np.unique(layout.faces[h]) + layout.offsets[h]] = True
+        subject._cache[key] = vertex_rois(overlays.shapes(layer), overlays, layout.stacked(),
+                                          layout.extent, drawn)
+    return subject._cache[key]
+
+
+def plot_native_flat(values: np.ndarray, subject: PycortexSubject, kind: str = "r",
+                     title: str = "", style: MapStyle | None = None, height: int = 1024,
+                     with_rois: bool = True) -> plt.Figure:
+    """Publication flatmap of per-voxel values on the subject's flat surfaces.
+
+    Pixel-interpolated (see :func:`gim_brain.maps.flat.plot_flat_image`): both hemispheres
+    side by side, curvature underlay, one colour range, colour bar; medial wall and NaN
+    transparent; ROI outlines and labels from ``overlays.svg`` when it has a ``rois`` layer.
+
+    Parameters
+    ----------
+    values : (n_voxels,)
+        Per-voxel values in pycortex order.
+    height : int
+        Image height in pixels (pycortex's quickflat default: 1024).
+    with_rois : bool
+        Draw ROI outlines when the subject has them.
+    """
+    from .flat import plot_flat_image
+    from .overlays import OverlayError
+
+    vertex = voxels_to_vertices(values, subject)
+    values = np.asarray(values, dtype=float)
+    style = style or style_for(kind, values[np.isfinite(values)])
+    _, raster = native_flat_raster(subject, height)
+    outlines = positions = None
+    if with_rois and subject_overlays(subject) is not None:
+        try:
+            outlines = roi_outlines(subject)
+            positions = roi_label_positions(subject)
+        except OverlayError:
+            outlines = None  # an overlays.svg without ROIs: draw the map without outlines
+    return plot_flat_image(raster, vertex, style, title, underlay=curvature_underlay(subject),
+                           outlines=outlines, label_positions=positions)

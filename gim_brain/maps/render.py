@@ -351,4 +351,10 @@ def render_run(run_dir: str | Path, out_dir: str | Path, kinds=None, value: str 
     for selected in selections:
         for kind, paths in render_maps(selected, targets, out_dir, kinds, dpi=dpi).items():
             written.setdefault(kind, []).extend(paths)
+    if targets.kind == "pycortex_db" and "flat" in written:  # overlays.svg ROIs, every feature set
+        from .rois import run_roi_summary
+
+        written.setdefault("flat", []).extend(
+            run_roi_summary(results, value, targets.db, targets.subject, targets.xfm,
+                            targets.mask_type, out_dir, dpi))
     return written
