@@ -16,6 +16,7 @@ __all__ = [
     "response_shape",
     "inspect_responses",
     "validate_responses",
+    "nifti_geometry",
 ]
 
 
@@ -217,6 +218,21 @@ def response_shape(path: str | Path, key: str | None = None, mask: str | Path | 
     if len(shape) == 1:
         shape = (shape[0], 1)
     return (int(shape[0]), int(np.prod(shape[1:])))
+
+
+def nifti_geometry(path: str | Path) -> tuple[tuple[int, ...], np.ndarray] | None:
+    """``(grid shape (x, y, z), 4x4 affine)`` of a NIfTI responses file from its header; None for
+    other formats. Raises :class:`ResponseError` naming the file when the header is unreadable."""
+    path = Path(path)
+    if _suffix(path) not in (".nii", ".nii.gz"):
+        return None
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+    except _READ_ERRORS as exc:
+        raise _unreadable(path, exc) from None
+    return tuple(int(n) for n in img.shape[:3]), np.asarray(img.affine, dtype=np.float64)
 
 
 @dataclass
