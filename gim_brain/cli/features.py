@@ -164,6 +164,12 @@ def run(args) -> int:
         raise UsageError(f"--subject: unknown subject {args.subject!r}; dataset {ds.name!r} has: "
                          f"{', '.join(ds.subjects())}")
     stories = args.stories or ds.stories()
+    from ..data.manifest import unsafe_name
+
+    escaping = [s for s in stories if unsafe_name(s) is not None]
+    if escaping:  # OUT/<story>.npy must stay inside --out
+        raise UsageError(f"story name(s) {', '.join(map(repr, escaping))} are not plain names: "
+                         f"OUT/<story>.npy would leave --out")
     unknown = [s for s in stories if s not in set(ds.stories())]
     if unknown:
         raise UsageError(f"unknown stories or stories without words: {', '.join(unknown)}")

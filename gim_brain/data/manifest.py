@@ -293,8 +293,10 @@ def fill_template(template: str, **values: str) -> str:
             raise ManifestError(f"path template {template!r} needs a {key}")
         why = unsafe_name(str(values[key]))
         if why is not None:
+            origin = ("stories.names/test, timing.n_trs or stories.test_file" if key == "story"
+                      else "responses.subjects or --subject")
             raise ManifestError(f"path template {template!r}: {key} name {str(values[key])!r} is not a "
-                                f"plain name ({why}), so it could leave the data root")
+                                f"plain name ({why}), so it could leave the data root (check {origin})")
         return str(values[key])
 
     filled = _PLACEHOLDER.sub(sub, template)
