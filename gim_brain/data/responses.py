@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -65,7 +66,9 @@ def _nifti_pair(path: Path, mask: str | Path | None):
     img = nib.load(str(path))
     try:
         mask_img = nib.load(str(mask))
-    except _READ_ERRORS as exc:
+    except Exception as exc:
+        if not _is_read_error(exc):
+            raise
         raise ResponseError(f"{mask}: cannot read the mask: {type(exc).__name__}: {exc}") from None
     if len(img.shape) != 4:
         raise ResponseError(f"{path}: expected a 4-D NIfTI (x, y, z, time), got shape {img.shape}")
@@ -104,6 +107,12 @@ def _unreadable(path: Path, exc: BaseException) -> ResponseError:
 #: What the format libraries raise on a damaged file (zipfile.BadZipFile is an Exception,
 #: h5py/nibabel raise OSError, numpy ValueError/EOFError, gzip BadGzipFile/EOFError).
 _READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile)
+#: Modules whose own exception classes (nibabel's ImageFileError, HeaderDataError) mean a bad file.
+_READER_MODULES = ("nibabel", "h5py", "zipfile", "gzip")
+
+
+def _is_read_error(exc: BaseException) -> bool:
+    return isinstance(exc, _READ_ERRORS) or type(exc).__module__.split(".")[0] in _READER_MODULES
 
 
 def _read(path: Path, key: str | None, mask: str | Path | None) -> np.ndarray:
@@ -177,9 +186,44 @@ def read_responses(path: str | Path, key: str | None = None, mask: str | Path | 
         data = _read(path, key, mask)
     except (ResponseError, FileNotFoundError):
         raise
-    except _READ_ERRORS as exc:
+    except Exception as exc:
+        if not _is_read_error(exc):
+            raise
         raise _unreadable(path, exc) from None
     return _as_2d(data, path)
+
+
+def _check_nifti_size(path: Path, img) -> None:
+    """Compare the bytes a NIfTI header promises with the file (``.nii``) or with the gzip
+    trailer's uncompressed size (``.nii.gz``, modulo 2**32): a header-only read that still
+    notices a truncated file."""
+    header = img.header
+    expected = int(header.get_data_offset()) + int(np.prod(img.shape)) * header.get_data_dtype().itemsize
+    if _suffix(path) == ".nii":
+        size = path.stat().st_size
+        if size < expected:
+            raise ResponseError(f"{path}: truncated NIfTI: {size} bytes but its header describes {expected}")
+        return
+    with open(path, "rb") as f:
+        f.seek(-4, os.SEEK_END)
+        isize = int.from_bytes(f.read(4), "little")
+    if isize != expected % 2**32 and _gunzip_size(path) != expected:  # multi-member gzip: count
+        raise ResponseError(f"{path}: truncated or damaged .nii.gz: the gzip trailer gives {isize} "
+                            f"uncompressed bytes but the header describes {expected}")
+
+
+def _gunzip_size(path: Path) -> int | None:
+    """Uncompressed size of a gzip file (every member), or None when it does not decompress."""
+    import gzip
+
+    total = 0
+    try:
+        with gzip.open(path, "rb") as f:
+            while chunk := f.read(1 << 22):
+                total += len(chunk)
+    except (OSError, EOFError):
+        return None
+    return total
 
 
 def _header_shape(path: Path, key: str | None, mask: str | Path | None) -> tuple[int, ...]:
@@ -196,6 +240,7 @@ def _header_shape(path: Path, key: str | None, mask: str | Path | None) -> tuple
         return tuple(arr.shape)
     if suffix in (".nii", ".nii.gz") and mask is not None:
         img, mask_img = _nifti_pair(path, mask)
+        _check_nifti_size(path, img)
         n_vox = int((np.asarray(mask_img.dataobj) != 0).sum())
         return (int(img.shape[3]) if len(img.shape) == 4 else 1, n_vox)
     return tuple(read_responses(path, key=key, mask=mask).shape)
@@ -213,7 +258,9 @@ def response_shape(path: str | Path, key: str | None = None, mask: str | Path | 
         shape = _header_shape(path, key, mask)
     except (ResponseError, FileNotFoundError):
         raise
-    except _READ_ERRORS as exc:
+    except Exception as exc:
+        if not _is_read_error(exc):
+            raise
         raise _unreadable(path, exc) from None
     if len(shape) == 1:
         shape = (shape[0], 1)
@@ -230,7 +277,9 @@ def nifti_geometry(path: str | Path) -> tuple[tuple[int, ...], np.ndarray] | Non
 
     try:
         img = nib.load(str(path))
-    except _READ_ERRORS as exc:
+    except Exception as exc:
+        if not _is_read_error(exc):
+            raise
         raise _unreadable(path, exc) from None
     return tuple(int(n) for n in img.shape[:3]), np.asarray(img.affine, dtype=np.float64)
 
