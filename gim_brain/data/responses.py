@@ -198,7 +198,8 @@ def _check_nifti_size(path: Path, img) -> None:
     trailer's uncompressed size (``.nii.gz``, modulo 2**32): a header-only read that still
     notices a truncated file."""
     header = img.header
-    expected = int(header.get_data_offset()) + int(np.prod(img.shape)) * header.get_data_dtype().itemsize
+    offset = int(getattr(img.dataobj, "offset", header.get_data_offset()))
+    expected = offset + int(np.prod(img.shape)) * header.get_data_dtype().itemsize
     if _suffix(path) == ".nii":
         size = path.stat().st_size
         if size < expected:
