@@ -102,9 +102,16 @@ def cli_env(cache: Path, **extra: str) -> dict:
     return env
 
 
+def gim_brain_command() -> list[str]:
+    """The installed ``gim-brain`` console script next to this Python (the worktree's code is
+    imported through PYTHONPATH), else ``python -m gim_brain.cli.main``."""
+    script = Path(sys.executable).parent / "gim-brain"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "gim_brain.cli.main"]
+
+
 def gim_brain(args: list[str], cache: Path, cwd: Path, timeout: float = 300, **env: str) -> Result:
-    """Run the real ``gim-brain`` (``python -m gim_brain.cli.main``) in a subprocess."""
-    proc = subprocess.run([sys.executable, "-m", "gim_brain.cli.main", *map(str, args)], cwd=cwd,
+    """Run the real ``gim-brain`` command in a subprocess; returns exit code, stdout, stderr."""
+    proc = subprocess.run([*gim_brain_command(), *map(str, args)], cwd=cwd,
                           env=cli_env(cache, **env), capture_output=True, text=True, timeout=timeout)
     return Result(proc.returncode, proc.stdout, proc.stderr)
 

@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     (``datasets check`` on an unusable dataset); 2 usage errors (:class:`UsageError`, argparse);
     130 interrupted with Ctrl-C. Expected faults print one line on stderr, never a traceback.
     """
-    command = "?"
+    given = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in given if not a.startswith("-")), "?")  # for an early Ctrl-C
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -88,5 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m gim_brain.cli.main: use the importable module's classes,
+    from gim_brain.cli.main import main as _main  # so UsageError raised by subcommands is caught
+
+    sys.exit(_main())

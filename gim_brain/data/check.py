@@ -298,13 +298,14 @@ def check_dataset(dataset: Dataset, subjects: list[str] | None = None, shapes_on
     problems: list[Problem] = []
     subjects = dataset.subjects() if subjects is None else list(subjects)
     manifest_name = str(dataset.manifest_path) if dataset.manifest_path else dataset.name
+    problems += _listing_problems(dataset)
     try:
         all_stories = dataset.all_stories()
         test = set(dataset.test_stories)
     except (OSError, ValueError) as exc:
-        problems.append(Problem("error", dataset.name, str(exc)))
+        if not any(p.severity == "error" for p in problems):  # else those name the file and key
+            problems.append(Problem("error", dataset.name, str(exc)))
         return DatasetCheck(dataset.name, manifest_name, str(dataset.root), subjects, [], problems)
-    problems += _listing_problems(dataset)
     tr_unusable = any(p.where == "timing.tr" and p.severity == "error" for p in problems)
     if not subjects:
         problems.append(Problem("error", dataset.name, f"no subjects found for responses template "
