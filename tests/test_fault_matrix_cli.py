@@ -426,3 +426,16 @@ def test_ctrl_c_prints_one_line_and_exits_130(lm_cache, tmp_path):
     assert proc.returncode == 130, (out, err)
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == "gim-brain lm-eval: interrupted (Ctrl-C)"
+
+
+# --------------------------------------------------------------------------- for the fit layer
+
+def test_ensure_usable_refuses_what_check_calls_unusable(tiny):
+    """In-process: the function `fit` can call to refuse what `datasets check` calls unusable."""
+    from gim_brain.data import load_dataset
+    from gim_brain.data.check import DatasetUnusableError, ensure_usable
+
+    assert ensure_usable(load_dataset(tiny.manifest, tiny.root), ["UTS03"]).usable
+    tiny.edit_manifest("tr = 2.0", "tr = 1e-9")
+    with pytest.raises(DatasetUnusableError, match=r"dataset tiny at .* is not usable.*timing\.tr: TR = 1e-09 s"):
+        ensure_usable(load_dataset(tiny.manifest, tiny.root), ["UTS03"])
