@@ -7,7 +7,6 @@ such as ``zipfile.BadZipFile`` or ``EOFError``, and never return silently repair
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
@@ -350,4 +349,3 @@ def test_conversion_record_detects_a_truncated_copy(tmp_path):
 def test_npz_cache_rejects_the_reserved_name(tmp_path):
     with pytest.raises(ValueError, match="reserved"):
         NpzCache(tmp_path).save("k", {META_ARRAY: np.zeros(1)})
-    assert io  # keep the import list honest for readers of this file

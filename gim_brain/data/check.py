@@ -9,8 +9,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .dataset import Dataset
-from .manifest import ManifestError, unsafe_name
-from .responses import ResponseError, inspect_responses, nifti_geometry, read_responses, response_shape
+from .manifest import unsafe_name
+from .responses import inspect_responses, nifti_geometry, response_shape
 from .tables import read_n_trs_table, read_story_list
 
 __all__ = ["Problem", "StoryCheck", "DatasetCheck", "DatasetUnusableError", "check_dataset", "ensure_usable",
