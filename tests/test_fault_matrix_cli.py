@@ -372,9 +372,6 @@ def test_corrupt_and_mismatched_cache_entries_are_recomputed(lm_cache):
     _assert_clean(r, 0, (f"cache entry {a} is corrupt or mismatched (it holds the entry of key '{b.stem}')",
                          f"cache entry {b} is corrupt or mismatched (unreadable"))
     assert _scores(base / "second.json") == _scores(base / "first.json")
-    r = _lm_eval(base, cache, docs, base / "third.json")  # entries sound again: no notice
-    _assert_clean(r, 0, ())
-    assert "cache entry" not in r.err and _scores(base / "third.json") == _scores(base / "first.json")
 
 
 @pytest.mark.slow
@@ -389,7 +386,9 @@ def test_sigkill_while_writing_a_cache_entry_then_resume(lm_cache, tmp_path):
     entries = lambda: sorted(p.name for p in fuzzy.iterdir() if not p.name.startswith("."))  # noqa: E731
     temps = lambda: sorted(p.name for p in fuzzy.iterdir() if p.name.startswith("."))  # noqa: E731
     assert entries() == [] and len(temps()) == 1 and temps()[0].endswith(".tmp.npz")
-    _assert_clean(_lm_eval(base, cache, docs, tmp_path / "resumed.json"), 0, ())
+    r = _lm_eval(base, cache, docs, tmp_path / "resumed.json")
+    _assert_clean(r, 0, ())
+    assert "cache entry" not in r.err  # the killed write left no entry to distrust, only a temp file
     assert temps() == [] and len(entries()) == 2
     reference = base / "first.json"
     if not reference.exists():
