@@ -160,7 +160,13 @@ def _check(args) -> int:
     errors = result.errors
     warnings = [p for p in result.problems if p.severity != "error"]
     if warnings:
-        print(f"  {len(warnings)} warning(s) (see the table or --json)")
+        in_rows = {id(p) for sc in result.stories for p in sc.problems}
+        general = [p for p in warnings if id(p) not in in_rows]  # subject/key-level: not in the table
+        print(f"  {len(warnings)} warning(s) (see the table or --json)" + (":" if general else ""))
+        for p in general[:10]:
+            print(f"  {p}")
+        if len(general) > 10:
+            print(f"  ... {len(general) - 10} more")
     for p in errors:
         print(f"  {p}")
     if args.json:

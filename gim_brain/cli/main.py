@@ -41,18 +41,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def data_error_types() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad or damaged input data (exit 1 with one message, no traceback).
+
+    The data layer's errors (manifest, transcript, TextGrid, responses, timing, story not found,
+    dataset unusable) and ``OSError`` (missing, unreadable or unwritable files: the message
+    names the file).
+    """
+    from ..data import ManifestError, ResponseError, TimingError, TranscriptError
+    from ..data.check import DatasetUnusableError
+
+    return (ManifestError, ResponseError, TimingError, TranscriptError, DatasetUnusableError, OSError)
+
+
+def _message(exc: BaseException) -> str:
+    return str(exc).strip() or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 2
+    """Run one ``gim-brain`` command; returns its exit code.
+
+    0 success; 1 bad or damaged data (:func:`data_error_types`) or a command's own "no"
+    (``datasets check`` on an unusable dataset); 2 usage errors (:class:`UsageError`, argparse);
+    130 interrupted with Ctrl-C. Expected faults print one line on stderr, never a traceback.
+    """
+    given = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in given if not a.startswith("-")), "?")  # for an early Ctrl-C
     try:
-        return int(args.func(args) or 0)
-    except UsageError as exc:
-        print(f"gim-brain {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = args.command or "?"
+        if getattr(args, "func", None) is None:
+            parser.print_help()
+            return 2
+        try:
+            return int(args.func(args) or 0)
+        except UsageError as exc:
+            print(f"gim-brain {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        except Exception as exc:
+            if isinstance(exc, data_error_types()):
+                print(f"gim-brain {args.command}: error: {_message(exc)}", file=sys.stderr)
+                return 1
+            raise
+    except KeyboardInterrupt:
+        print(f"\ngim-brain {command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m gim_brain.cli.main: use the importable module's classes,
+    from gim_brain.cli.main import main as _main  # so UsageError raised by subcommands is caught
+
+    sys.exit(_main())

@@ -30,6 +30,8 @@ __all__ = [
     "parse_manifest",
     "fill_template",
     "match_template",
+    "unsafe_name",
+    "PATH_KEYS",
 ]
 
 
@@ -194,7 +196,75 @@ def parse_manifest(data: dict, path: str | Path = "<manifest>") -> dict:
         raise ManifestError(f"{path}: words.format must be auto, textgrid, table or npy, got {out['words']['format']!r}")
     if "{story}" not in out["words"]["path"] and not out["stories"]["names"]:
         raise ManifestError(f"{path}: words.path has no {{story}} placeholder, so list the story in stories.names")
+    _check_paths_and_lists(out, path)
     return out
+
+
+#: Keys whose value is a path (template) relative to the data root.
+PATH_KEYS = (("words", "path"), ("words", "onsets_path"), ("timing", "n_trs"), ("responses", "path"),
+             ("responses", "mask"), ("stories", "test_file"))
+#: Keys holding story or subject names (each becomes part of a path).
+NAME_LIST_KEYS = (("stories", "names"), ("stories", "exclude"), ("stories", "test"),
+                  ("responses", "subjects"), ("responses", "exclude_subjects"))
+
+
+def _escapes(relpath: str) -> str | None:
+    """Why ``relpath`` would leave the folder it is relative to (None when it stays inside)."""
+    if not relpath.strip():
+        return "it is empty"
+    if relpath.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", relpath):
+        return "it is absolute"
+    if any(part == ".." for part in re.split(r"[/\\]", relpath)):
+        return "it contains '..'"
+    if "\0" in relpath:
+        return "it contains a NUL byte"
+    return None
+
+
+def unsafe_name(name: str) -> str | None:
+    """Why a story or subject name cannot be part of a path (None when it is a plain name)."""
+    if not isinstance(name, str):
+        return f"it is a {type(name).__name__}, not a string"
+    if not name.strip():
+        return "it is empty"
+    if name in (".", ".."):
+        return f"it is {name!r}"
+    if "/" in name or "\\" in name:
+        return "it contains a path separator"
+    if "\0" in name:
+        return "it contains a NUL byte"
+    return None
+
+
+def _check_paths_and_lists(out: dict, path: Path) -> None:
+    for section, key in PATH_KEYS:
+        value = out[section][key]
+        if isinstance(value, str):
+            why = _escapes(value)
+            if why is not None:
+                raise ManifestError(f"{path}: {section}.{key} = {value!r} must be a path relative to the "
+                                    f"data root that stays inside it, but {why}")
+    for section, key in NAME_LIST_KEYS + (("responses", "target_names"),):
+        values = out[section][key]
+        if values is None:
+            continue
+        for i, v in enumerate(values):
+            if not isinstance(v, str):
+                raise ManifestError(f"{path}: {section}.{key}[{i}] must be a string, got {v!r}")
+            why = unsafe_name(v) if (section, key) in NAME_LIST_KEYS else None
+            if why is not None:
+                raise ManifestError(f"{path}: {section}.{key}[{i}] = {v!r} is not a plain name: {why} "
+                                    f"(names become file names under the data root)")
+        dups = sorted({v for v in values if values.count(v) > 1})
+        if dups:
+            raise ManifestError(f"{path}: {section}.{key} lists {', '.join(map(repr, dups))} more than once")
+    regex = out["cleaning"]["drop_regex"]
+    if regex is not None:
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise ManifestError(f"{path}: cleaning.drop_regex = {regex!r} is not a valid regular "
+                                f"expression: {exc}") from None
 
 
 def load_manifest(name_or_path: str | os.PathLike) -> tuple[dict, Path]:
@@ -212,14 +282,29 @@ _PLACEHOLDER = re.compile(r"\{(story|subject)\}")
 
 
 def fill_template(template: str, **values: str) -> str:
-    """Replace ``{story}``/``{subject}`` in a path template; a missing value raises ``ManifestError``."""
+    """Replace ``{story}``/``{subject}`` in a path template.
+
+    A missing value, a value that is not a plain name (a path separator, ``..``, empty) and a
+    result that is absolute or climbs out with ``..`` raise :class:`ManifestError`.
+    """
     def sub(m: re.Match) -> str:
         key = m.group(1)
         if values.get(key) is None:
             raise ManifestError(f"path template {template!r} needs a {key}")
+        why = unsafe_name(str(values[key]))
+        if why is not None:
+            origin = ("stories.names/test, timing.n_trs or stories.test_file" if key == "story"
+                      else "responses.subjects or --subject")
+            raise ManifestError(f"path template {template!r}: {key} name {str(values[key])!r} is not a "
+                                f"plain name ({why}), so it could leave the data root (check {origin})")
         return str(values[key])
 
-    return _PLACEHOLDER.sub(sub, template)
+    filled = _PLACEHOLDER.sub(sub, template)
+    why = _escapes(filled)
+    if why is not None:
+        raise ManifestError(f"path template {template!r} gives {filled!r}, which would leave the data "
+                            f"root: {why}")
+    return filled
 
 
 def match_template(root: str | Path, template: str, **fixed: str) -> list[dict[str, str]]:

@@ -88,18 +88,28 @@ class Transcript:
 
 
 def _decode(raw: bytes, path: Path) -> str:
-    """Decode TextGrid bytes: UTF-16 (with BOM or NUL-interleaved), UTF-8 (with/without BOM), Latin-1."""
+    """Decode text bytes: UTF-16 (with BOM or NUL-interleaved) or UTF-8 (with/without BOM).
+
+    Bytes that are not valid in the encoding (a Latin-1 file, a file cut in the middle of a
+    character, binary data) raise :class:`TranscriptError` naming the file and the byte offset;
+    nothing is guessed or replaced.
+    """
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
-    if raw.startswith(b"\xef\xbb\xbf"):
-        return raw[3:].decode("utf-8")
-    if len(raw) >= 2 and b"\x00" in raw[:200]:
+        encoding, body = "utf-16", raw
+    elif raw.startswith(b"\xef\xbb\xbf"):
+        encoding, body = "utf-8", raw[3:]
+    elif len(raw) >= 2 and b"\x00" in raw[:200]:
         # UTF-16 without a byte-order mark: guess the endianness from where the NULs are.
-        return raw.decode("utf-16-le" if raw[1] == 0 else "utf-16-be")
+        encoding, body = ("utf-16-le" if raw[1] == 0 else "utf-16-be"), raw
+    else:
+        encoding, body = "utf-8", raw
     try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        return body.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise TranscriptError(
+            f"{path}: not valid {encoding.upper()} text at byte {exc.start} ({exc.reason}); the file "
+            f"is truncated, binary, or in another encoding (re-save it as UTF-8, e.g. "
+            f"iconv -f latin1 -t utf-8)") from None
 
 
 # A quoted Praat string ("" escapes a quote), a flag, an index in brackets (skipped),
@@ -297,18 +307,25 @@ def read_word_table(
         else:
             first = text.split("\n", 1)[0]
             delimiter = "\t" if "\t" in first else ","
-    rows = list(csv.reader(text.splitlines(), delimiter=delimiter))
-    rows = [r for r in rows if r]  # blank lines
-    if not rows:
+    try:
+        numbered = [(i, r) for i, r in enumerate(csv.reader(text.splitlines(), delimiter=delimiter, strict=True),
+                                                 start=1) if r]  # blank lines skipped
+    except csv.Error as exc:
+        raise TranscriptError(f"{path}: not a readable {'TSV' if delimiter == chr(9) else 'CSV'} table ({exc})") from None
+    if not numbered:
         raise TranscriptError(f"{path}: empty word table")
-    header = rows[0]
+    header = numbered[0][1]
+    rows = [r for _, r in numbered]
+    line_of = [i for i, _ in numbered]
     iw = _pick(header, word_column, _WORD_COLUMNS, "word", path)
     ion = _pick(header, onset_column, _ONSET_COLUMNS, "onset", path)
     ioff = _pick(header, offset_column, _OFFSET_COLUMNS, "offset", path)
     words, onsets, offsets = [], [], []
-    for line_no, r in enumerate(rows[1:], start=2):
-        if len(r) < len(header):
-            r = r + [""] * (len(header) - len(r))
+    for line_no, r in zip(line_of[1:], rows[1:]):
+        if len(r) != len(header):
+            raise TranscriptError(
+                f"{path}, line {line_no}: {len(r)} field(s) but the header has {len(header)} "
+                f"({', '.join(header)}): truncated file or a stray {'tab' if delimiter == chr(9) else repr(delimiter)}?")
         try:
             onsets.append(float(r[ion]))
             offsets.append(float(r[ioff]))
@@ -321,6 +338,15 @@ def read_word_table(
 
 
 # --------------------------------------------------------------------------- arrays
+
+
+def _load_array(path: Path, what: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise TranscriptError(f"{path}: cannot read the {what} array (truncated or not a .npy file?): "
+                              f"{type(exc).__name__}: {first}") from None
 
 
 def read_word_arrays(
@@ -339,8 +365,11 @@ def read_word_arrays(
     for p in (words_path, onsets_path):
         if not p.is_file():
             raise FileNotFoundError(f"word array not found: {p}")
-    words = np.load(words_path, allow_pickle=False).reshape(-1)
-    onsets = np.load(onsets_path, allow_pickle=False).astype(np.float64).reshape(-1)
+    words = _load_array(words_path, "words").reshape(-1)
+    onsets_raw = _load_array(onsets_path, "onsets").reshape(-1)
+    if not np.issubdtype(onsets_raw.dtype, np.number):
+        raise TranscriptError(f"{onsets_path}: onsets must be numbers, got dtype {onsets_raw.dtype}")
+    onsets = onsets_raw.astype(np.float64)
     if words.shape != onsets.shape:
         raise TranscriptError(
             f"{words_path} has {words.size} words but {onsets_path} has {onsets.size} onsets"

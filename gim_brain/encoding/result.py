@@ -8,6 +8,7 @@ temporary file and a rename, so a folder with a ``result.json`` is always comple
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,30 +180,39 @@ class EncodingResult:
         if meta.get("format_version") != FORMAT_VERSION or "arrays" not in meta:
             raise ValueError(f"{meta_path}: unknown EncodingResult format "
                              f"{meta.get('format_version')!r} (expected {FORMAT_VERSION})")
-        with np.load(npz_path, allow_pickle=False) as data:
-            arrays = {name: data[key] for name, key in meta["arrays"].items()}
-        groups: dict[str, dict[str, np.ndarray]] = {"scores": {}, "split_scores": {},
-                                                    "unique_variance": {}, "noise_ceiling": {}}
-        plain: dict[str, np.ndarray] = {}
-        for name, value in arrays.items():
-            if "/" in name:
-                group, key = name.split("/", 1)
-                groups[group][key] = value
-            else:
-                plain[name] = value
-        return cls(
-            feature_set=meta["feature_set"],
-            spaces=list(meta["spaces"]),
-            scores=groups["scores"],
-            alphas=plain.pop("alphas"),
-            split_scores=groups["split_scores"],
-            unique_variance=groups["unique_variance"],
-            noise_ceiling=groups["noise_ceiling"],
-            splits=meta.get("splits", {}),
-            provenance=meta.get("provenance", {}),
-            **{k: plain.get(k) for k in ("pvalues", "qvalues", "cv_scores", "shared_variance",
-                                         "deltas", "weights", "predictions")},
-        )
+        try:
+            with np.load(npz_path, allow_pickle=False) as data:
+                arrays = {name: data[key] for name, key in meta["arrays"].items()}
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise ValueError(f"{npz_path}: cannot read the saved arrays (truncated or damaged?): "
+                             f"{type(exc).__name__}: {first}") from None
+        try:
+            groups: dict[str, dict[str, np.ndarray]] = {"scores": {}, "split_scores": {},
+                                                        "unique_variance": {}, "noise_ceiling": {}}
+            plain: dict[str, np.ndarray] = {}
+            for name, value in arrays.items():
+                if "/" in name:
+                    group, key = name.split("/", 1)
+                    groups[group][key] = value
+                else:
+                    plain[name] = value
+            return cls(
+                feature_set=meta["feature_set"],
+                spaces=list(meta["spaces"]),
+                scores=groups["scores"],
+                alphas=plain.pop("alphas"),
+                split_scores=groups["split_scores"],
+                unique_variance=groups["unique_variance"],
+                noise_ceiling=groups["noise_ceiling"],
+                splits=meta.get("splits", {}),
+                provenance=meta.get("provenance", {}),
+                **{k: plain.get(k) for k in ("pvalues", "qvalues", "cv_scores", "shared_variance",
+                                             "deltas", "weights", "predictions")},
+            )
+        except KeyError as exc:
+            raise ValueError(f"{meta_path} (with {npz_path.name}): saved result lacks {exc}; the run "
+                             f"directory is damaged or from another version") from None
 
 
 def _jsonable(obj: Any) -> Any:

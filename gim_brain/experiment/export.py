@@ -42,6 +42,7 @@ def export_features(ds, spec: str, out: str | Path, *, params: Mapping[str, Any]
         A bad SPEC or parameter, a response-derived space without ``subject``, an unknown
         subject or story, a delay as long as a story, or a SPEC that fails to build.
     """
+    from ..data import ManifestError, ResponseError, TimingError, TranscriptError
     from ..features import SpaceContext, build_design, get_space, parse_spec
     from ..features.registry import FeatureParameterError, UnknownFeatureSpaceError
     from ..lm import LanguageModelNotFoundError
@@ -57,6 +58,12 @@ def export_features(ds, spec: str, out: str | Path, *, params: Mapping[str, Any]
         raise ExperimentError(f"--subject: unknown subject {subject!r}; dataset {ds.name!r} has: "
                               f"{', '.join(ds.subjects())}")
     stories = list(stories or ds.stories())
+    from ..data.manifest import unsafe_name
+
+    escaping = [s for s in stories if unsafe_name(s) is not None]
+    if escaping:  # OUT/<story>.npy must stay inside --out
+        raise ExperimentError(f"story name(s) {', '.join(map(repr, escaping))} are not plain "
+                              f"names: OUT/<story>.npy would leave --out")
     unknown = [s for s in stories if s not in set(ds.stories())]
     if unknown:
         raise ExperimentError(f"unknown stories or stories without words: {', '.join(unknown)}")
@@ -65,6 +72,8 @@ def export_features(ds, spec: str, out: str | Path, *, params: Mapping[str, Any]
     t0 = time.time()
     try:
         design = build_design(ctx, routed.build_spec, stories, params=routed.params, delays=delays)
+    except (ManifestError, ResponseError, TimingError, TranscriptError):
+        raise  # damaged data: exit 1 with the reader's message (names the file)
     except (UnknownFeatureSpaceError, FeatureParameterError, LanguageModelNotFoundError,
             ValueError) as exc:
         raise ExperimentError(f"SPEC {spec!r}: {exc}") from None

@@ -140,9 +140,12 @@ def _check_out(exp: Experiment) -> Path:
 
 
 def _plan(exp: Experiment, ds, out: Path) -> list[_Plan]:
+    from ..data.check import ensure_usable
     from ..data.dataset import SplitError
 
     subjects = resolve_subjects(ds, exp.subjects)
+    # refuse what `gim-brain datasets check` calls unusable (timing, tables, file shapes)
+    ensure_usable(ds, subjects=subjects, shapes_only=True)
     train = list(exp.dataset.train_stories) if exp.dataset.train_stories is not None else None
     plans = []
     for subject in subjects:

@@ -10,6 +10,7 @@ two processes converting at once never see a half-written model.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .._cache import cache_dir, content_key
+from .._cache import _temp_prefix, cache_dir, cache_notice, clean_stale_temp, content_key
 from .model import LanguageModel
 
 __all__ = ["load_lm", "LanguageModelNotFoundError", "OFFLINE_MODEL_NAME", "offline_model_folder",
@@ -73,14 +74,55 @@ def _converted_folder(gguf: Path) -> Path:
     return cache_dir("models") / f"{gguf.stem.replace('.', '-')}-{key}"
 
 
+#: File in a converted folder listing the size of every file written by the conversion.
+CONVERSION_RECORD = "gim_brain_conversion.json"
+
+
+def _conversion_problem(folder: Path) -> str | None:
+    """Why a converted folder cannot be trusted (None when it looks whole).
+
+    Checks the sizes listed in :data:`CONVERSION_RECORD`; a folder converted before that record
+    existed is accepted when it has ``config.json`` (loading it is the remaining check).
+    """
+    if not (folder / "config.json").is_file():
+        return "no config.json"
+    record = folder / CONVERSION_RECORD
+    if not record.is_file():
+        return None
+    try:
+        sizes = json.loads(record.read_text())["sizes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{record.name} is unreadable"
+    for name, size in sizes.items():
+        f = folder / name
+        if not f.is_file():
+            return f"{name} is missing"
+        if f.stat().st_size != size:
+            return f"{name} has {f.stat().st_size} bytes, the conversion wrote {size} (truncated?)"
+    return None
+
+
+def _discard_conversion(target: Path, reason: str) -> None:
+    cache_notice(f"converted model {target} is unusable ({reason}); converting the GGUF again")
+    shutil.rmtree(target, ignore_errors=True)
+
+
 def _convert_gguf(gguf: Path) -> Path:
-    """De-quantize ``gguf`` into a float32 safetensors folder in the cache (once); return it."""
+    """De-quantize ``gguf`` into a float32 safetensors folder in the cache (once); return it.
+
+    A folder that an earlier conversion left damaged (files truncated or missing) is removed
+    with a notice and converted again.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target = _converted_folder(gguf)
-    if (target / "config.json").is_file():
-        return target
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    clean_stale_temp(target.parent)
+    if target.exists():
+        problem = _conversion_problem(target)
+        if problem is None:
+            return target
+        _discard_conversion(target, problem)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
@@ -89,6 +131,8 @@ def _convert_gguf(gguf: Path) -> Path:
             del model.config.quantization_config
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        sizes = {f.name: f.stat().st_size for f in sorted(tmp.iterdir()) if f.is_file()}
+        (tmp / CONVERSION_RECORD).write_text(json.dumps({"gguf": str(gguf), "sizes": sizes}, indent=1))
         try:
             os.rename(tmp, target)
         except OSError:  # another process finished first: keep its copy
@@ -146,15 +190,18 @@ def load_lm(model: str | os.PathLike | None = None, device: str = "auto",
 
     dev = _resolve_device(device)
     torch_dtype = _resolve_dtype(dtype)
+    converted = None  # the GGUF file when ``folder`` is our converted copy of it
     if model is None:
-        folder, name = offline_model_folder(), OFFLINE_MODEL_NAME
+        converted = _offline_gguf_path()
+        folder, name = _convert_gguf(converted), OFFLINE_MODEL_NAME
     else:
         text = os.fspath(model)
         path = Path(text).expanduser()
         if text.endswith(".gguf"):
             if not path.is_file():
                 raise LanguageModelNotFoundError(f"GGUF file {path} does not exist")
-            folder, name = _convert_gguf(path.resolve()), path.stem
+            converted = path.resolve()
+            folder, name = _convert_gguf(converted), path.stem
         elif path.is_dir():
             if not (path / "config.json").is_file():
                 raise LanguageModelNotFoundError(f"model folder {path} has no config.json (not a transformers model folder)")
@@ -167,9 +214,17 @@ def load_lm(model: str | os.PathLike | None = None, device: str = "auto",
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype)
-    except OSError as exc:
-        if isinstance(folder, Path):
+    except Exception as exc:  # OSError, safetensors' SafetensorError, JSON errors of a damaged copy
+        if converted is not None:  # our own copy of a GGUF: convert it again, once
+            _discard_conversion(folder, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            folder = _convert_gguf(converted)
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype)
+        elif not isinstance(exc, OSError):
+            raise
+        elif isinstance(folder, Path):
             raise LanguageModelNotFoundError(f"could not load the model in {folder}: {exc}") from exc
-        raise _not_found(text, exc) from exc
+        else:
+            raise _not_found(text, exc) from exc
     hf_model.to(dev)
     return LanguageModel.from_pretrained_objects(hf_model, tokenizer, name)
