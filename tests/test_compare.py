@@ -32,7 +32,8 @@ def _run(tmp_path, name, results, mask_shape=(4, 5, 3)):
     nib.save(nib.Nifti1Image(mask, np.diag([8.0, 8.0, 8.0, 1.0])), tmp_path / "mask.nii.gz")
     (run / "targets.json").write_text(json.dumps({"kind": "volume", "mask": str(tmp_path / "mask.nii.gz"),
                                                   "subject": "sim01"}))
-    summary = {"subject": "sim01", "feature_sets": {r.feature_set: r.summary() for r in results}}
+    summary = {"subject": "sim01", "feature_sets": {r.feature_set: dict(r.summary(), result=f"results/set{i}")
+                                                    for i, r in enumerate(results)}}
     (run / "summary.json").write_text(json.dumps(summary))
     return run
 

@@ -103,3 +103,22 @@ def test_write_run_saves_only_the_results_asked_for(tmp_path):
     assert set(read_summary(run)["feature_sets"]) == {"llm", "a+b"}
     with pytest.raises(ValueError, match="not in results.*'zz'"):
         write_run(run, both, save=["zz"], **kw)
+
+
+def test_load_results_reads_only_what_the_summary_lists(tmp_path):
+    """A results/<slug>/ folder left by an earlier fit into the same --out is never read back."""
+    from gim_brain.encoding import load_results
+    from gim_brain.encoding.run import RunDirError
+
+    run = tmp_path / "RUN"
+    kw = dict(subject="S", test_stories=["c"], targets={"kind": "components", "reason": "PCs"},
+              parameters={})
+    write_run(run, {"old": _result("old", seed=3)}, **kw)           # an earlier fit ...
+    write_run(run, {"llm": _result("llm"), "a+b": _result("a+b", seed=2)}, **kw)  # ... replaced
+    assert (run / "results" / "old" / "result.json").is_file()      # still on disk
+    assert list(load_results(run)) == ["llm", "a+b"]                 # but not read back
+    import shutil
+
+    shutil.rmtree(run / "results" / "a_plus_b")
+    with pytest.raises(RunDirError, match="lists feature set 'a\\+b'"):
+        load_results(run)

@@ -43,7 +43,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..demo.dataset import DemoParams
+    from ..demo.dataset import DemoFolderError, DemoParams
     from ..demo.pipeline import DemoConfig, run_demo
 
     if not args.snr > 0:
@@ -56,7 +56,10 @@ def run(args) -> int:
     config = DemoConfig(data=data, n_permutations=args.n_permutations,
                         maps="" if args.no_maps else "volume", surface_map=not args.no_maps)
     out = Path(args.out)
-    summary = run_demo(out, config, progress=not args.no_progress, data_root=args.data_root)
+    try:
+        summary = run_demo(out, config, progress=not args.no_progress, data_root=args.data_root)
+    except DemoFolderError as exc:
+        raise UsageError(f"--data-root: {exc}") from None
     print(f"\nfeature set{'':28s} mean r   top-10% r  significant")
     for spec, v in summary["feature_sets"].items():
         print(f"  {spec:36s} {v['mean_r']:.4f}   {v['top10_mean_r']:.4f}     {v['n_significant']}")

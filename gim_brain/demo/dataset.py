@@ -44,6 +44,27 @@ TR = 2.0
 #: Seconds of silence recorded after the last word (the haemodynamic response lasts ~15 s).
 TAIL = 12.0
 _COMPLETE = ".complete.json"
+#: Written first into a folder the demo builds in, so a later build may replace its files.
+_OWNER = ".gim-brain-demo"
+
+
+class DemoFolderError(ValueError):
+    """A folder that the demo would write into holds something else (files it must not replace)."""
+
+
+def _claim_folder(root: Path) -> None:
+    """Mark ``root`` as a demo folder, refusing a non-empty folder that is not one."""
+    if root.exists() and not root.is_dir():
+        raise DemoFolderError(f"demo data root {root} is a file, not a folder")
+    if root.is_dir() and not (root / _OWNER).exists() and not (root / _COMPLETE).exists():
+        entries = sorted(p.name for p in root.iterdir())
+        if entries:
+            shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+            raise DemoFolderError(f"demo data root {root} is not empty and is not a demo folder "
+                                  f"(holds {shown}); the demo would overwrite manifest.toml, "
+                                  f"n_trs.json and words/*.tsv there: name an empty or new folder")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / _OWNER).touch()
 
 #: Parameters of the planted feature spaces: small and fast on a CPU, and used by the demo's fit.
 DEFAULT_SPACE_PARAMS: dict[str, dict[str, Any]] = {
@@ -155,6 +176,9 @@ def build_demo_dataset(root: str | Path, params: DemoParams = DemoParams(),
                        progress: bool = True) -> Path:
     """Write the demo dataset into ``root`` (created; existing demo files are replaced).
 
+    Raises :class:`DemoFolderError` before writing anything when ``root`` is a non-empty folder
+    that no demo build made (a user's own data is never overwritten).
+
     Parameters
     ----------
     root : path
@@ -172,7 +196,7 @@ def build_demo_dataset(root: str | Path, params: DemoParams = DemoParams(),
 
     t0 = time.perf_counter()
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    _claim_folder(root)
     (root / _COMPLETE).unlink(missing_ok=True)
     n_trs = {}
     for k, name in enumerate(STORY_NAMES):

@@ -155,14 +155,29 @@ def read_targets(run_dir: str | Path) -> dict:
 
 
 def load_results(run_dir: str | Path) -> dict[str, EncodingResult]:
-    """Every saved EncodingResult of a run, keyed by its feature-set SPEC (folder order)."""
-    folder = Path(run_dir) / "results"
+    """The run's saved EncodingResults, keyed by feature-set SPEC.
+
+    Where ``summary.json`` exists, only the results it lists are read (in its order): a
+    ``results/<slug>/`` folder left by an earlier fit into the same directory under other
+    parameters is never picked up. A listed result whose folder is missing is an error.
+    """
+    run_dir = Path(run_dir)
+    folder = run_dir / "results"
     if not folder.is_dir():
         raise RunDirError(f"{folder} not found: {run_dir} has no saved results")
     out = {}
-    for sub in sorted(p for p in folder.iterdir() if (p / "result.json").is_file()):
-        res = EncodingResult.load(sub)
-        out[res.feature_set] = res
+    if (run_dir / "summary.json").is_file():
+        listed = read_summary(run_dir).get("feature_sets", {})
+        for spec, entry in listed.items():
+            sub = run_dir / str(entry.get("result", f"results/{slugify(spec)}"))
+            if not (sub / "result.json").is_file():
+                raise RunDirError(f"{run_dir / 'summary.json'} lists feature set {spec!r} at {sub}, "
+                                  f"which holds no result.json")
+            out[spec] = EncodingResult.load(sub)
+    else:
+        for sub in sorted(p for p in folder.iterdir() if (p / "result.json").is_file()):
+            res = EncodingResult.load(sub)
+            out[res.feature_set] = res
     if not out:
         raise RunDirError(f"{folder} holds no saved EncodingResult (no */result.json)")
     return out
