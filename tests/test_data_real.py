@@ -17,7 +17,11 @@ def lebel(lebel_root):
 
 
 def test_word_to_row_assignment_reproduces_tr_text_of_uts03(lebel):
-    """Row r holds the words with onset in [8 + 2r, 10 + 2r) s: compare with the reference tr_text."""
+    """Row r holds the words with onset in [8 + 2r, 10 + 2r) s: compare with the reference tr_text.
+
+    Holds under the manifest's declared ``tr_text`` convention (tr_text's own windows); the
+    ``reference`` convention's rows are one TR later (tests/test_reference_convention.py)."""
+    assert lebel.manifest["timing"]["convention"] == "tr_text"
     stories = lebel.stories_with_responses("UTS03", require_words=True)
     assert len(stories) == 82
     n_rows = n_match = 0

@@ -10,7 +10,8 @@ import numpy as np
 
 from .transcripts import Transcript
 
-__all__ = ["TokenCleaner", "CleaningReport", "DEFAULT_DROP", "clean_transcript"]
+__all__ = ["TokenCleaner", "CleaningReport", "DEFAULT_DROP", "REFERENCE_DROP", "CLEANING_FILTERS",
+           "clean_transcript"]
 
 #: Silence, breath (br), laughter (lg), lip smack (ls), noise (ns) and sentence markers dropped
 #: by default, compared case-insensitively after stripping whitespace and any enclosing
@@ -18,6 +19,15 @@ __all__ = ["TokenCleaner", "CleaningReport", "DEFAULT_DROP", "clean_transcript"]
 DEFAULT_DROP = frozenset(
     {"", "sp", "sil", "br", "lg", "ls", "ns", "cg", "sl", "ig", "sentence_start", "sentence_end"}
 )
+
+#: The word filter of the ds003020 reference code (HuthLab ``deep-fMRI-dataset``): a token is
+#: dropped when ``token.lower().strip("{}").strip()`` is one of these, so ``{CG}``-style marks,
+#: ``(BR}``, ``{LS)`` and empty words are kept.
+REFERENCE_DROP = frozenset({"sentence_start", "sentence_end", "br", "lg", "ls", "ns", "sp"})
+
+#: Named word filters: ``"default"`` (configurable, below) and ``"reference"`` (the rule above,
+#: words lower-cased and otherwise kept exactly as written).
+CLEANING_FILTERS = ("default", "reference")
 
 _OPEN, _CLOSE = "{[(<", "}])>"
 
@@ -77,8 +87,9 @@ class CleaningReport:
 class TokenCleaner:
     """Turn raw transcript tokens into words.
 
-    Steps, in order, each optional: strip whitespace; drop tokens whose text (lower-cased,
-    brackets removed) is in ``drop``; drop any bracketed mark (``{CG}``, ``(BR}``, ``[noise]``);
+    ``filter="reference"`` applies the reference code's rule instead (:data:`REFERENCE_DROP`,
+    see :meth:`reference`); the steps below are those of ``filter="default"``. Steps, in order,
+    each optional: strip whitespace; drop tokens whose text (lower-cased, brackets removed) is in ``drop``; drop any bracketed mark (``{CG}``, ``(BR}``, ``[noise]``);
     drop tokens matching ``drop_regex``; lower-case; strip punctuation at the word edges.
 
     Parameters
@@ -98,6 +109,11 @@ class TokenCleaner:
     strip_punctuation : bool
         Strip non-alphanumeric characters (apostrophes kept) at both ends of words; a token
         left empty is dropped.
+    filter : {"default", "reference"}
+        ``"reference"``: drop a token when ``token.lower().strip("{}").strip()`` is in ``drop``
+        and keep every other token, empty ones included (lower-cased when ``lowercase``, spaces
+        around it removed when ``strip_whitespace``); the other options are not used. Build it
+        with :meth:`reference`.
     """
 
     lowercase: bool = True
@@ -107,6 +123,23 @@ class TokenCleaner:
     drop_bracketed: bool = True
     drop_regex: str | None = None
     strip_punctuation: bool = False
+    filter: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.filter not in CLEANING_FILTERS:
+            raise ValueError(f"cleaning filter must be one of {list(CLEANING_FILTERS)}, got {self.filter!r}")
+
+    @classmethod
+    def reference(cls, lowercase: bool = True, strip_whitespace: bool = True) -> "TokenCleaner":
+        """The word filter of the ds003020 reference code (:data:`REFERENCE_DROP`).
+
+        It keeps the same tokens, hence the same word times, as that code. Kept words are
+        lower-cased like there; ``strip_whitespace`` (default) also removes the spaces around a
+        few raw tokens (``"YOU "``), which that code keeps: no time changes, and language
+        models read ``you`` rather than ``you`` followed by a second space.
+        """
+        return cls(lowercase=lowercase, strip_whitespace=strip_whitespace, drop=REFERENCE_DROP,
+                   drop_bracketed=False, filter="reference")
 
     def _drop_set(self) -> set[str]:
         return {str(t).strip().lower() for t in (*self.drop, *self.extra_drop)}
@@ -125,7 +158,20 @@ class TokenCleaner:
         keep = np.zeros(len(tokens), dtype=bool)
         words: list[str] = []
         report = CleaningReport(n_in=len(tokens))
+        reference = self.filter == "reference"
         for i, raw in enumerate(tokens):
+            if reference:
+                if raw.lower().strip("{}").strip() in drop:
+                    report.dropped[raw] += 1
+                    report.dropped_index.append(i)
+                    continue
+                tok = raw.strip() if self.strip_whitespace else raw
+                tok = tok.lower() if self.lowercase else tok
+                keep[i] = True
+                words.append(tok)
+                if tok != raw:
+                    report.changed[(raw, tok)] += 1
+                continue
             tok = raw.strip() if self.strip_whitespace else raw
             key = _unbracket(tok.strip()).strip().lower()
             dropped = (
@@ -159,13 +205,33 @@ class TokenCleaner:
 
     @classmethod
     def from_config(cls, config: dict | None, where: str = "cleaning") -> "TokenCleaner":
-        """Build from a manifest ``[cleaning]`` table; unknown keys raise ``ValueError`` naming them."""
+        """Build from a manifest ``[cleaning]`` table; unknown keys raise ``ValueError`` naming them.
+
+        With ``filter = "reference"`` only ``lowercase`` and ``strip_whitespace`` may be set; any
+        other option that differs from its default is a ``ValueError`` (the reference filter is
+        fixed).
+        """
         config = dict(config or {})
         allowed = {"lowercase", "strip_whitespace", "drop", "extra_drop", "drop_bracketed",
-                   "drop_regex", "strip_punctuation"}
+                   "drop_regex", "strip_punctuation", "filter"}
         unknown = sorted(set(config) - allowed)
         if unknown:
             raise ValueError(f"{where}: unknown cleaning option(s) {unknown}; allowed: {sorted(allowed)}")
+        name = config.pop("filter", None) or "default"
+        if name not in CLEANING_FILTERS:
+            raise ValueError(f"{where}: cleaning.filter must be one of {list(CLEANING_FILTERS)}, got {name!r}")
+        if name == "reference":
+            defaults = cls()
+            as_field = {"drop": frozenset, "extra_drop": tuple}
+            clash = sorted(k for k, v in config.items()
+                           if k not in ("lowercase", "strip_whitespace") and v is not None
+                           and as_field.get(k, lambda x: x)(v) != getattr(defaults, k))
+            if clash:
+                raise ValueError(f"{where}: cleaning.{clash[0]} cannot be combined with cleaning.filter = "
+                                 f"'reference' (the reference code's fixed word filter); remove it, or "
+                                 f"use filter = 'default'")
+            return cls.reference(lowercase=bool(config.get("lowercase", True)),
+                                 strip_whitespace=bool(config.get("strip_whitespace", True)))
         if "drop" in config:
             config["drop"] = frozenset(config["drop"])
         if "extra_drop" in config:

@@ -328,7 +328,8 @@ class Dataset:
     def grid(self, story: str) -> TRGrid:
         """The story's response-row grid (see :meth:`TRGrid.from_convention`)."""
         t = self.manifest["timing"]
-        return TRGrid.from_convention(self.n_trs(story), t["tr"], t["audio_start"], t["trim_start"], t["trim_end"], story=story)
+        return TRGrid.from_convention(self.n_trs(story), t["tr"], t["audio_start"], t["trim_start"], t["trim_end"], story=story,
+                                      convention=t["convention"])
 
     # ------------------------------------------------------------------ words
 

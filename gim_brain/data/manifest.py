@@ -15,6 +15,9 @@ import os
 import re
 from pathlib import Path
 
+from .cleaning import CLEANING_FILTERS
+from .timing import DEFAULT_CONVENTION, TIMING_CONVENTIONS
+
 try:  # Python >= 3.11
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover
@@ -69,6 +72,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], object]]] = {
         "drop_bracketed": ((bool,), True),
         "drop_regex": ((str,), None),
         "strip_punctuation": ((bool,), False),
+        "filter": ((str,), None),  # None: follows timing.convention (see _resolve_convention)
     },
     "timing": {
         "tr": ((int, float), _ANY),
@@ -78,6 +82,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], object]]] = {
         "n_trs": ((int, str), None),
         "n_trs_column": ((str,), "n_trs"),
         "story_column": ((str,), "story"),
+        "convention": ((str,), DEFAULT_CONVENTION),
     },
     "responses": {
         "path": ((str,), _ANY),
@@ -98,6 +103,10 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], object]]] = {
 }
 
 _REQUIRED_SECTIONS = ("words", "timing", "responses")
+
+#: ``[cleaning]`` keys that the reference word filter fixes (``lowercase`` and ``strip_whitespace``
+#: may be set).
+_FIXED_BY_REFERENCE_FILTER = ("drop", "extra_drop", "drop_bracketed", "drop_regex", "strip_punctuation")
 
 
 def manifest_dirs() -> list[Path]:
@@ -197,6 +206,7 @@ def parse_manifest(data: dict, path: str | Path = "<manifest>") -> dict:
     if "{story}" not in out["words"]["path"] and not out["stories"]["names"]:
         raise ManifestError(f"{path}: words.path has no {{story}} placeholder, so list the story in stories.names")
     _check_paths_and_lists(out, path)
+    _resolve_convention(out, tables.get("cleaning", {}), path)
     return out
 
 
@@ -265,6 +275,28 @@ def _check_paths_and_lists(out: dict, path: Path) -> None:
         except re.error as exc:
             raise ManifestError(f"{path}: cleaning.drop_regex = {regex!r} is not a valid regular "
                                 f"expression: {exc}") from None
+
+
+def _resolve_convention(out: dict, given_cleaning: dict, path: Path) -> None:
+    """Check ``timing.convention`` and set ``cleaning.filter`` from it when the file leaves it out.
+
+    ``convention = "reference"`` implies the reference word filter, which fixes every cleaning
+    option but ``lowercase`` and ``strip_whitespace``: setting one of them is an error naming it.
+    """
+    convention = out["timing"]["convention"]
+    if convention not in TIMING_CONVENTIONS:
+        raise ManifestError(f"{path}: timing.convention must be one of {list(TIMING_CONVENTIONS)}, got {convention!r}")
+    cleaning = out["cleaning"]
+    if cleaning["filter"] is None:
+        cleaning["filter"] = "reference" if convention == "reference" else "default"
+    if cleaning["filter"] not in CLEANING_FILTERS:
+        raise ManifestError(f"{path}: cleaning.filter must be one of {list(CLEANING_FILTERS)}, got {cleaning['filter']!r}")
+    if cleaning["filter"] == "reference":
+        fixed = [k for k in _FIXED_BY_REFERENCE_FILTER if k in given_cleaning]
+        if fixed:
+            raise ManifestError(f"{path}: cleaning.{fixed[0]} cannot be set with the reference word filter "
+                                f"(cleaning.filter = 'reference', given or implied by timing.convention = 'reference'); "
+                                f"remove it, or set cleaning.filter = 'default'")
 
 
 def load_manifest(name_or_path: str | os.PathLike) -> tuple[dict, Path]:

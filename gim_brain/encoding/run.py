@@ -107,6 +107,7 @@ def write_run(run_dir: str | Path, results: Mapping[str, EncodingResult], *, sub
         prov = result.provenance or {}
         entry["backend"] = prov.get("backend_used")
         entry["solver"] = prov.get("solver_used")
+        entry["timing"] = (prov.get("features") or {}).get("timing")  # convention the rows follow
         entry.update((entries or {}).get(spec, {}))
         feature_sets[spec] = entry
         timings[spec] = prov.get("timings", {})

@@ -15,7 +15,8 @@ import numpy as np
 from .._cache import NpzCache, content_key
 from .downsample import downsample
 
-__all__ = ["SpaceContext", "story_fingerprint", "word_times", "words_to_rows", "EmptyStoryError"]
+__all__ = ["SpaceContext", "story_fingerprint", "word_times", "row_times_for", "words_to_rows",
+           "EmptyStoryError"]
 
 
 class EmptyStoryError(ValueError):
@@ -32,6 +33,10 @@ def story_fingerprint(story) -> dict:
         "offsets": np.asarray(tr.offsets, dtype=np.float64),
         "tr": float(story.grid.tr),
         "row_times": np.asarray(story.grid.row_times, dtype=np.float64),
+        # kernel centres that differ from the window ends (the "reference" timing convention);
+        # left out where they coincide, so caches of the "tr_text" convention stay valid
+        **({} if np.array_equal(story.grid.kernel_times, story.grid.row_times)
+           else {"kernel_times": np.asarray(story.grid.kernel_times, dtype=np.float64)}),
     }
 
 
@@ -45,8 +50,17 @@ def word_times(story, method: str) -> np.ndarray:
     return (onsets + np.asarray(tr.offsets, dtype=np.float64)) / 2.0
 
 
+def row_times_for(story, method: str) -> np.ndarray:
+    """The grid times a resampling ``method`` uses: the kernel centres (``grid.kernel_times``)
+    for Lanczos/sinc, the window ends (``grid.row_times``) for the rectangular ``sum``/``mean``;
+    both follow the story's timing convention."""
+    grid = story.grid
+    return grid.row_times if method in ("sum", "mean") else grid.kernel_times
+
+
 def words_to_rows(story, word_features: np.ndarray, method: str = "lanczos") -> np.ndarray:
-    """Resample one story's word-level features ``(n_words, p)`` onto its rows ``(n_rows, p)``."""
+    """Resample one story's word-level features ``(n_words, p)`` onto its rows ``(n_rows, p)``,
+    at the times of its grid's timing convention (:func:`row_times_for`)."""
     n_words = len(story.transcript.words)
     if n_words == 0:
         raise EmptyStoryError(f"story {story.name!r} has no words after cleaning: "
@@ -55,7 +69,7 @@ def words_to_rows(story, word_features: np.ndarray, method: str = "lanczos") -> 
     if len(word_features) != n_words:
         raise ValueError(f"story {story.name!r}: {len(word_features)} word-feature rows for "
                          f"{n_words} words")
-    return downsample(word_features, word_times(story, method), story.grid.row_times,
+    return downsample(word_features, word_times(story, method), row_times_for(story, method),
                       story.grid.tr, method=method)
 
 

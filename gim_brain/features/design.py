@@ -23,7 +23,7 @@ from .context import SpaceContext
 from .preprocess import DEFAULT_DELAYS, make_delayed, zscore
 from .registry import FeatureParameterError, get_space, resolve_params
 
-__all__ = ["SpaceRef", "parse_spec", "Design", "build_design", "build_space"]
+__all__ = ["SpaceRef", "parse_spec", "Design", "build_design", "build_space", "describe_timing"]
 
 _ITEM = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*(?:\[(.*)\])?\s*$")
 
@@ -93,6 +93,9 @@ class Design:
     spaces : list of dict
         Per space: name, resolved params, band, columns (slice bounds), raw width, delayed.
     delays : tuple of int
+    timing : dict
+        The dataset's timing convention and word filter the rows were built under (see
+        :meth:`gim_brain.data.timing.TRGrid.describe`).
     """
 
     spec: str
@@ -101,6 +104,7 @@ class Design:
     band_slices: dict[str, slice]
     spaces: list[dict] = field(default_factory=list)
     delays: tuple[int, ...] = DEFAULT_DELAYS
+    timing: dict = field(default_factory=dict)
 
     @property
     def n_features(self) -> int:
@@ -115,7 +119,18 @@ class Design:
             "bands": {b: [s.start, s.stop] for b, s in self.band_slices.items()},
             "spaces": self.spaces,
             "stories": {s: list(x.shape) for s, x in self.X.items()},
+            "timing": self.timing,
         }
+
+
+def describe_timing(ctx: SpaceContext, story: str) -> dict:
+    """Timing convention, TR, first row's word window and kernel centre (s) and word filter of
+    ``story``'s rows, as recorded with every design (and in ``summary.json``)."""
+    st = ctx.story(story)
+    out = st.grid.describe()
+    cleaner = getattr(ctx.dataset, "cleaner", None)
+    out["word_filter"] = getattr(cleaner, "filter", None)
+    return out
 
 
 def build_space(ctx: SpaceContext, name: str, params: dict, stories: Sequence[str],
@@ -183,4 +198,4 @@ def build_design(ctx: SpaceContext, spec: str, stories: Sequence[str] | None = N
         band_names.append(band)
     X = {s: np.concatenate(parts, axis=1).astype(np.float32, copy=False) for s, parts in X.items()}
     return Design(spec=spec, X=X, bands=band_names, band_slices=band_slices, spaces=spaces_desc,
-                  delays=tuple(int(d) for d in delays))
+                  delays=tuple(int(d) for d in delays), timing=describe_timing(ctx, stories[0]))

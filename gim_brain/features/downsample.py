@@ -13,6 +13,14 @@ row times. Three resamplers are offered:
 ``sum`` / ``mean``
     Rectangular: the sum (or mean) of the features of the words whose time falls in the row's
     window ``[row_time - TR, row_time)`` (the ``TRGrid.assign_words`` rule). Rows without words get zeros.
+
+Which times a story's rows get is its timing convention's business, not this module's:
+:func:`gim_brain.features.context.row_times_for` passes the grid's kernel centres
+(``TRGrid.kernel_times``) to the kernels and its window ends (``TRGrid.row_times``) to the
+rectangular methods. Under the ``"reference"`` convention (HuthLab ``deep-fMRI-dataset``) this
+gives that code's ``lanczosinterp2D`` rows (the kernel all its feature spaces use) and its
+rectangular ``chunksums`` exactly. Our ``sinc`` shares the kernel centres but not the kernel of
+that code's ``sincinterp2D`` (which crosses zero every TR / 2 and rescales each row to sum 1).
 """
 
 from __future__ import annotations
@@ -77,7 +85,8 @@ def downsample(features: np.ndarray, word_times: np.ndarray, row_times: np.ndarr
     word_times : (n_words,) float, seconds
         Time of each word (e.g. its onset, or the middle of the word).
     row_times : (n_rows,) float, seconds
-        Time of each response row (the END of the row's word window in ds003020).
+        Time of each response row: the centre of its kernel (``lanczos``/``sinc``) or the END
+        of its word window (``sum``/``mean``); see the module docstring.
     tr : float, seconds
         Repetition time; sets the cutoff (``cutoff_mult / tr`` Hz) and the rectangular windows.
     method : {"lanczos", "sinc", "sum", "mean"}
