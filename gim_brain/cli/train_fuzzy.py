@@ -74,7 +74,8 @@ def register(subparsers) -> None:
     p.add_argument("--min-context", type=int, default=d.min_context,
                    help=f"positions used have read at least this many tokens ({d.min_context})")
     p.add_argument("--windows-per-doc", type=int, default=None,
-                   help="at most this many windows per document (seeded subset; default all)")
+                   help="at most this many windows per document (seeded subset; 0 = all; "
+                        "default: from --size)")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction,
                    help=f"held-out windows for validation ({d.val_fraction})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"seed ({d.seed})")
@@ -165,13 +166,17 @@ def run(args) -> int:
         value = getattr(args, key)
         if value is not None:
             preset[key] = value
+    if args.windows_per_doc is not None:
+        if args.windows_per_doc < 0:
+            raise UsageError(f"--windows-per-doc must be >= 0 (0 = all), got {args.windows_per_doc}")
+        preset["windows_per_doc"] = args.windows_per_doc or None
     try:
         cfg = TrainConfig(**preset, min_lr=args.min_lr, weight_decay=args.weight_decay,
                           clip=args.clip, temperature=args.temperature,
                           teacher_temperature=args.teacher_temperature, ce_weight=args.ce_weight,
                           rkl_weight=args.rkl_weight, fkl_weight=args.fkl_weight,
                           distance=args.distance, top_k=args.top_k, min_context=args.min_context,
-                          windows_per_doc=args.windows_per_doc, val_fraction=args.val_fraction,
+                          val_fraction=args.val_fraction,
                           seed=args.seed, size=args.size)
         cfg.check()
     except ValueError as exc:
