@@ -183,3 +183,27 @@ def test_the_shipped_checkpoint_is_small_and_loads():
     ckpt = torch.load(DEFAULT_CHECKPOINT, weights_only=True)
     assert ckpt["distance"] in ("skl", "jsd") and ckpt["model_kwargs"]["window"] >= 2
     assert (DEFAULT_CHECKPOINT.parent / "fuzzy_default_summary.json").is_file()
+
+
+def test_gim_feature_spaces_can_use_the_distilled_model(tmp_path, monkeypatch):
+    from _features_helpers import make_tiny_dataset
+    from _lm_fixtures import offline_lm
+
+    from gim_brain._cache import NpzCache
+    from gim_brain.data import load_dataset
+    from gim_brain.features import SpaceContext, build_design
+    from gim_brain.features.gim_spaces import word_distilled_states
+    from gim_brain.lm.alignment import align_words
+
+    lm = offline_lm()
+    monkeypatch.setenv("GIM_BRAIN_CACHE", str(tmp_path / "usercache"))
+    manifest = make_tiny_dataset(tmp_path / "data", n_stories=2)
+    ctx = SpaceContext(load_dataset(manifest, tmp_path / "data"), subject="S1",
+                       cache=NpzCache(tmp_path / "cache"), progress=False, lm_model=lm)
+    d = build_design(ctx, "gim-stats[fuzzy=distilled]", delays=(1,))
+    assert d.n_features == 7 and all(np.isfinite(x).all() for x in d.X.values())
+    words = ctx.story("s1").transcript.words
+    al = align_words(lm.tokenizer, words)
+    states = word_distilled_states(ctx, "s1", None, None)
+    full = DistilledEmbedder(lm).embed(al.ids)
+    np.testing.assert_allclose(states, full[al.spans[:, 1] - 1], atol=1e-6)

@@ -49,9 +49,9 @@ SIZES = {
     "quick": dict(width=64, depth=2, heads=4, out_dim=64, window=32, steps=300,
                   windows_per_step=32, accumulate=1, queries=128, candidates=512, lr=2e-3,
                   warmup=30, eval_every=50, save_every=25, windows_per_doc=6),
-    "small": dict(width=96, depth=4, heads=4, out_dim=128, window=32, steps=3000,
+    "small": dict(width=96, depth=4, heads=4, out_dim=128, window=32, steps=2000,
                   windows_per_step=48, accumulate=1, queries=128, candidates=512, lr=1e-3,
-                  warmup=150, eval_every=250, save_every=50, windows_per_doc=64),
+                  warmup=100, eval_every=200, save_every=50, windows_per_doc=64),
     "full": dict(width=768, depth=4, heads=12, out_dim=128, window=32, steps=20000,
                  windows_per_step=128, accumulate=4, queries=128, candidates=512, lr=1e-4,
                  warmup=1000, eval_every=500, save_every=250, windows_per_doc=None,
@@ -71,14 +71,14 @@ class TrainConfig:
     window: int = 32
     embedding: str = "projected"
     mlp_ratio: int = 4
-    steps: int = 3000
+    steps: int = 2000
     windows_per_step: int = 48
     accumulate: int = 1
     queries: int = 128
     candidates: int = 512
     lr: float = 1e-3
     min_lr: float = 1e-5
-    warmup: int = 150
+    warmup: int = 100
     weight_decay: float = 0.1
     clip: float = 1.0
     temperature: float = 0.1
@@ -93,7 +93,7 @@ class TrainConfig:
     val_fraction: float = 0.04
     val_queries: int = 256
     val_candidates: int = 1024
-    eval_every: int = 250
+    eval_every: int = 200
     save_every: int = 50
     seed: int = 0
 
