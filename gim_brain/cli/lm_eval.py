@@ -145,7 +145,7 @@ def run(args) -> int:
             from ..gim import CheckpointError, DistilledEmbedder
             try:
                 embedder = DistilledEmbedder(lm, checkpoint=args.fuzzy_checkpoint,
-                                             batch_size=max(args.batch_size, 256))
+                                             batch_size=args.batch_size)
             except CheckpointError as exc:
                 raise UsageError(f"--fuzzy-checkpoint: {exc}") from exc
             if args.window is not None and args.window != embedder.window:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from .main import UsageError
@@ -147,6 +146,20 @@ def load_corpus(corpus, manifest=None, data_root=None) -> tuple[dict[str, str], 
     return texts, source
 
 
+def _arguments(args) -> dict:
+    """The parsed command-line options, JSON-ready (recorded in summary.json)."""
+    out = {}
+    for k, v in sorted(vars(args).items()):
+        if k == "func":
+            continue
+        if isinstance(v, (list, tuple)):
+            v = [str(x) for x in v]
+        elif isinstance(v, Path):
+            v = str(v)
+        out[k] = v
+    return {"command": "train-fuzzy", **out}
+
+
 def run(args) -> int:
     import torch
 
@@ -196,7 +209,7 @@ def run(args) -> int:
         summary = train(docs, lm, cfg, Path(args.out), names=names, source=source,
                         tokenizer=tokenizer_name(lm), teacher_cache=NpzCache(namespace="gim-teacher"),
                         teacher_batch_size=args.teacher_batch_size, progress=not args.no_progress,
-                        argv=getattr(args, "argv", None))
+                        argv=_arguments(args))
     except WindowError as exc:
         raise UsageError(f"--window {cfg.window}: {exc}") from exc
     print(json.dumps({k: summary[k] for k in ("steps", "best_step", "best", "final")}, indent=1))

@@ -200,7 +200,7 @@ class DistilledEmbedder:
 
     name = "distilled"
 
-    def __init__(self, lm=None, checkpoint=None, device=None, batch_size: int = 256):
+    def __init__(self, lm=None, checkpoint=None, device=None, batch_size: int = 64):
         import torch
 
         from .student import CheckpointError, build_student, read_checkpoint, tokenizer_digest

@@ -217,7 +217,7 @@ class FuzzyStudent(nn.Module):
         return out[:, -1] if last_only else out
 
     @torch.no_grad()
-    def embed_document(self, ids, batch_size: int = 512) -> np.ndarray:
+    def embed_document(self, ids, batch_size: int = 64) -> np.ndarray:
         """float32 ``(n, out_dim)``: position ``t`` from ``ids[max(0, t-W+1):t+1]`` alone.
 
         The first W positions come from one causal pass over ``ids[:W]`` (their windows are its
