@@ -186,3 +186,15 @@ def test_lm_eval_rejects_bad_fuzzy_checkpoints(tmp_path, capsys, kind):
     assert "--fuzzy-checkpoint" in err and str(ckpt) in err
     assert {"missing": "does not exist", "corrupt": "not a readable torch checkpoint",
             "tokenizer": "trained with tokenizer 'other-tokenizer'"}[kind] in err
+
+
+def test_train_fuzzy_refuses_to_resume_another_run(tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "last.pt").write_bytes(b"not a checkpoint")
+    text = tmp_path / "t.txt"
+    text.write_text(" ".join(TEXT * 4))
+    rc, err = _main(capsys, "train-fuzzy", "--corpus", str(text), "--size", "quick", "--window", "8",
+                    "--min-context", "2", "--steps", "2", "--val-fraction", "0.3", "--out", str(out),
+                    "--no-progress")
+    assert rc == 2 and f"--out {out}" in err and "cannot resume" in err

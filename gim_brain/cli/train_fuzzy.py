@@ -212,6 +212,8 @@ def run(args) -> int:
                         argv=_arguments(args))
     except WindowError as exc:
         raise UsageError(f"--window {cfg.window}: {exc}") from exc
+    except ValueError as exc:   # --out holds another run, or an unreadable last.pt
+        raise UsageError(f"--out {args.out}: {exc}") from exc
     print(json.dumps({k: summary[k] for k in ("steps", "best_step", "best", "final")}, indent=1))
     print(f"wrote {Path(args.out) / 'best.pt'}, {Path(args.out) / 'last.pt'} and "
           f"{Path(args.out) / 'summary.json'}")
