@@ -79,13 +79,25 @@ class _WindowAttention(nn.Module):
         self.rel_k = nn.Parameter(torch.randn(2 * window + 1, self.head_dim) * 0.02)
         self.rel_v = nn.Parameter(torch.randn(2 * window + 1, self.head_dim) * 0.02)
 
-    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
-        b, n, width = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        pos = torch.arange(n, device=x.device)
+    def forward(self, x: torch.Tensor | None, last_only: bool = False,
+                qkv: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` (b, n, width) normed input, or its projections ``qkv`` (b, n, 3 width) given."""
+        if qkv is None and last_only:   # keys/values of all positions, the query of the last
+            w = self.qkv.weight.shape[1]
+            kv = F.linear(x, self.qkv.weight[w:], self.qkv.bias[w:])
+            qv = F.linear(x[:, -1:], self.qkv.weight[:w], self.qkv.bias[:w])
+            b, n, _ = x.shape
+            k, v = kv.view(b, n, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            q = qv.view(b, 1, self.heads, self.head_dim).transpose(1, 2)
+        else:
+            qkv = self.qkv(x) if qkv is None else qkv
+            b, n, _ = qkv.shape
+            q, k, v = qkv.view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            if last_only:
+                q = q[:, :, -1:]
+        width = self.heads * self.head_dim
+        pos = torch.arange(n, device=q.device)
         qpos = pos[-1:] if last_only else pos
-        if last_only:
-            q = q[:, :, -1:]
         offset = pos[None, :] - qpos[:, None]                           # j - i, (m, n)
         rel = offset.clamp(-self.window, self.window) + self.window
         allowed = (offset <= 0) & (offset > -self.window)               # causal, last W tokens
@@ -107,8 +119,10 @@ class _Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(width, mlp_ratio * width), nn.GELU(approximate="tanh"),
                                  nn.Linear(mlp_ratio * width, width))
 
-    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
-        h = self.attn(self.ln_1(x), last_only)
+    def forward(self, x: torch.Tensor, last_only: bool = False,
+                qkv: torch.Tensor | None = None) -> torch.Tensor:
+        """``qkv``: ``attn.qkv(ln_1(x))`` when already known (token-wise in the first block)."""
+        h = self.attn(self.ln_1(x) if qkv is None else None, last_only, qkv=qkv)
         x = (x[:, -1:] if last_only else x) + h
         return x + self.mlp(self.ln_2(x))
 
@@ -210,9 +224,12 @@ class FuzzyStudent(nn.Module):
         Position ``i`` of a row reads ``row[max(0, i-W+1):i+1]`` in every block. With
         ``last_only`` only the last position is computed, ``(batch, out_dim)``.
         """
-        x = self._embed_tokens(ids)
-        for i, block in enumerate(self.blocks):
-            x = block(x, last_only=last_only and i == len(self.blocks) - 1)
+        return self._rest(self._embed_tokens(ids), start=0, last_only=last_only)
+
+    def _rest(self, x: torch.Tensor, start: int, last_only: bool) -> torch.Tensor:
+        """Blocks ``start..`` then ``ln_f``, head and L2 normalisation."""
+        for i in range(start, len(self.blocks)):
+            x = self.blocks[i](x, last_only=last_only and i == len(self.blocks) - 1)
         out = F.normalize(self.head(self.ln_f(x)), dim=-1)
         return out[:, -1] if last_only else out
 
@@ -235,10 +252,16 @@ class FuzzyStudent(nn.Module):
             head = min(n, w)
             out[:head] = self.forward(arr[None, :head])[0]
             if n > w:
-                windows = arr.unfold(0, w, 1)[1:]                     # rows t-W+1..t, t >= W
+                # the first block's input and its q/k/v projections depend on the token alone
+                # (no absolute positions): computed once per token, then gathered per window
+                first = self.blocks[0]
+                x_doc = self._embed_tokens(arr)
+                qkv_doc = first.attn.qkv(first.ln_1(x_doc))
+                windows = torch.arange(n, device=dev).unfold(0, w, 1)[1:]   # t-W+1..t, t >= W
                 for a in range(0, len(windows), batch_size):
-                    out[w + a:w + a + batch_size] = self.forward(windows[a:a + batch_size],
-                                                                 last_only=True)
+                    rows = windows[a:a + batch_size]
+                    x = first(x_doc[rows], last_only=len(self.blocks) == 1, qkv=qkv_doc[rows])
+                    out[w + a:w + a + batch_size] = self._rest(x, start=1, last_only=True)
             return out.float().cpu().numpy()
         finally:
             self.train(was_training)
