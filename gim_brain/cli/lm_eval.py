@@ -11,7 +11,9 @@ from .main import UsageError
 
 EPILOG = """example:
   gim-brain lm-eval --text story1.txt story2.txt --reference-corpus kjv.txt \\
-      --context 1024 --tau 8 --layer 4 --window 32 --json results.json
+      --context 1024 --tau 8 --json results.json                  # fuzzy: shipped distilled model
+  gim-brain lm-eval --text story1.txt --fuzzy lm-hidden --layer 4 --window 32
+  gim-brain lm-eval --text story1.txt --fuzzy distilled --fuzzy-checkpoint runs/fuzzy/best.pt
 
 Each --text file is one document, tokenised with the LM's tokenizer. Contexts of --context
 tokens at stride --context/2; strict top-1 breaks ties to the smallest token id, lenient top-1
@@ -33,10 +35,15 @@ def register(subparsers) -> None:
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write results here")
     p.add_argument("--tau", type=int, default=8, help="exact-match threshold in tokens (default 8)")
     p.add_argument("--temperature", type=float, default=0.1, help="fuzzy temperature T (0.1)")
-    p.add_argument("--fuzzy", choices=("lm-hidden", "lm-distribution", "none"), default="lm-hidden",
-                   help="fuzzy similarity backend (default lm-hidden)")
+    p.add_argument("--fuzzy", choices=("distilled", "lm-hidden", "lm-distribution", "none"),
+                   default="distilled",
+                   help="fuzzy similarity backend (default distilled: the shipped distilled model)")
+    p.add_argument("--fuzzy-checkpoint", type=Path, default=None, metavar="PATH",
+                   help="checkpoint for --fuzzy distilled (train-fuzzy's best.pt or the authors' "
+                        "layout); default: the one shipped in gim_brain/gim")
     p.add_argument("--layer", type=int, default=4, help="LM layer for lm-hidden (default 4)")
-    p.add_argument("--window", type=int, default=32, help="fuzzy window W in tokens (default 32)")
+    p.add_argument("--window", type=int, default=None,
+                   help="fuzzy window W in tokens (default 32; distilled: the checkpoint's W)")
     p.add_argument("--methods", default="gim,exact,fuzzy,reference,lm",
                    help="comma-separated subset of gim,exact,fuzzy,reference,lm")
     p.add_argument("--max-tokens", type=int, default=None,
@@ -104,7 +111,11 @@ def run(args) -> int:
                         ("--max-tokens", args.max_tokens)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be >= 1, got {value}")
-    if args.fuzzy != "none" and args.context < args.window:
+    if args.fuzzy_checkpoint is not None and args.fuzzy != "distilled":
+        raise UsageError(f"--fuzzy-checkpoint is for --fuzzy distilled, not --fuzzy {args.fuzzy}")
+    if args.fuzzy in ("lm-hidden", "lm-distribution") and args.window is None:
+        args.window = 32
+    if args.fuzzy != "none" and args.window is not None and args.context < args.window:
         raise UsageError(f"--context ({args.context} tokens) is shorter than the fuzzy window "
                          f"--window ({args.window})")
     if args.tau < 1:
@@ -130,7 +141,22 @@ def run(args) -> int:
     ref_s = time.perf_counter() - t0
     embedder = None
     try:
-        if args.fuzzy == "lm-hidden":
+        if args.fuzzy == "distilled":
+            from ..gim import CheckpointError, DistilledEmbedder
+            try:
+                embedder = DistilledEmbedder(lm, checkpoint=args.fuzzy_checkpoint,
+                                             batch_size=args.batch_size)
+            except CheckpointError as exc:
+                raise UsageError(f"--fuzzy-checkpoint: {exc}") from exc
+            if args.window is not None and args.window != embedder.window:
+                raise UsageError(f"--window {args.window}: the distilled checkpoint "
+                                 f"{embedder.checkpoint} was trained with W={embedder.window}; "
+                                 f"omit --window or train a checkpoint with that W")
+            args.window = embedder.window
+            if args.context < args.window:
+                raise UsageError(f"--context ({args.context} tokens) is shorter than the fuzzy "
+                                 f"window W={args.window} of {embedder.checkpoint}")
+        elif args.fuzzy == "lm-hidden":
             lm.check_layer(args.layer)  # a bad --layer fails here, not after the exact pass
             embedder = make_embedder("lm-hidden", lm, layer=args.layer, window=args.window,
                                      batch_size=args.batch_size)
@@ -152,6 +178,8 @@ def run(args) -> int:
         "texts": [str(f) for f in args.text], "n_tokens": [int(len(d)) for d in docs],
         "model": lm.name, "tokenizer": tokenizer_name(lm), "tau": args.tau,
         "temperature": args.temperature, "fuzzy": args.fuzzy, "layer": args.layer,
+        "fuzzy_checkpoint": (str(embedder.checkpoint) if args.fuzzy == "distilled" else None),
+        "fuzzy_weights": (embedder.digest if args.fuzzy == "distilled" else None),
         "window": args.window, "max_tokens": args.max_tokens,
         "reference_corpus": [str(f) for f in args.reference_corpus],
         "reference_tokens": reference.n_tokens if reference is not None else 0,

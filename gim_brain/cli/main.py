@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "compare",
     "demo",
     "lm_eval",
+    "train_fuzzy",
 )
 
 

@@ -2,11 +2,18 @@
 
 GIM (``gim_brain.gim``) runs over the story at the WORD level: the "token ids" it sees are word
 identities (lower-cased word types of the story), its exact branch is in-context word n-gram
-matching, and its fuzzy branch compares the ``llm`` hidden states of the words (SmolLM2-135M,
-middle layer, >= 256 tokens of context; cosine similarity, weights ``exp(-(1 - cos) / T)``).
-This is the cheap, honest stand-in for GIM's token-level fuzzy matching with a window-embedding
-model: embedding every token with its own LM window over whole stories is too expensive on a CPU,
-while the word hidden states are already computed (and cached) for the ``llm`` space.
+matching, and its fuzzy branch compares one representation per word (cosine similarity, weights
+``exp(-(1 - cos) / T)``), chosen by ``fuzzy``:
+
+``llm-hidden`` (default)
+    The ``llm`` hidden states of the words (SmolLM2-135M, ``layer``, >= ``context`` tokens of
+    context), already computed and cached for the ``llm`` space: the representation the
+    reported gim-stats / gim-next results and the demo's planted responses use.
+``distilled``
+    GIM's distilled fuzzy model (the checkpoint shipped in ``gim_brain.gim``, or
+    ``fuzzy_checkpoint``) at each word's last token, reading only its own W-token window: GIM's
+    own fuzzy representation, cheap enough for whole datasets (the story's tokens are embedded
+    once). Needs the checkpoint's teacher LM (``model``) for its tokenizer and embeddings.
 ``tau`` is in words (default 6, about the paper's 8 GPT-2 tokens; not tuned on any test story).
 
 ``gim-stats`` (7 features per word, then resampled to rows)
@@ -29,12 +36,16 @@ from .induction_spaces import word_ids
 from .lm_spaces import _lm_id, word_hidden_states, word_static_embeddings
 from .registry import Param, register_space
 
-__all__ = ["WordStateEmbedder", "gim_word_prediction", "gim_stats_matrix", "gim_next_matrix"]
+__all__ = ["WordStateEmbedder", "gim_word_prediction", "gim_stats_matrix", "gim_next_matrix",
+           "distilled_embedder", "word_distilled_states"]
 
 _PARAMS = (
     Param("model", "str?", None, "LM for the fuzzy similarity (default offline SmolLM2-135M)"),
-    Param("layer", "int?", None, "LM layer (None: n_layers // 2)"),
-    Param("context", int, 256, "minimum preceding tokens the LM reads"),
+    Param("fuzzy", str, "llm-hidden", "fuzzy representation of a word: the distilled fuzzy model "
+          "at its last token, or the llm hidden state", ("distilled", "llm-hidden")),
+    Param("fuzzy_checkpoint", "str?", None, "distilled checkpoint (default: the shipped one)"),
+    Param("layer", "int?", None, "LM layer for fuzzy=llm-hidden (None: n_layers // 2)"),
+    Param("context", int, 256, "minimum preceding tokens the LM reads (fuzzy=llm-hidden)"),
     Param("tau", int, 6, "exact match length (words) from which GIM uses the exact branch"),
     Param("temperature", float, 0.1, "T of the fuzzy weights exp(-(1 - cos) / T)"),
     Param("method", str, "lanczos", "resampling to TR times", DOWNSAMPLE_METHODS),
@@ -75,6 +86,43 @@ class WordStateEmbedder:
         return {"embedder": self.name, **self.description}
 
 
+def distilled_embedder(ctx, model, checkpoint):
+    """The ``distilled`` fuzzy embedder for ``model``'s tokenizer (memoised per run)."""
+    from ..gim import DistilledEmbedder
+
+    key = ("distilled-embedder", model, checkpoint)
+    if key not in ctx.memo:
+        ctx.memo[key] = DistilledEmbedder(ctx.lm(model), checkpoint=checkpoint)
+    return ctx.memo[key]
+
+
+def word_distilled_states(ctx, story_name: str, model, checkpoint) -> np.ndarray:
+    """Distilled fuzzy embedding ``(n_words, d)`` at each word's last token (its W-token window)."""
+    from ..gim import embed_document
+    from ..lm.alignment import align_words
+    from .._cache import NpzCache
+
+    key = ("word-distilled", story_name, model, checkpoint)
+    if key not in ctx.memo:
+        emb = distilled_embedder(ctx, model, checkpoint)
+        story = ctx.story(story_name)
+        al = align_words(ctx.lm(model).tokenizer, story.transcript.words, story=story_name)
+        tokens = embed_document(emb, al.ids, cache=NpzCache(namespace="gim-fuzzy"))
+        ctx.memo[key] = tokens[al.spans[:, 1] - 1]
+    return ctx.memo[key]
+
+
+def _word_states(ctx, story_name: str, params: dict):
+    """``(states, description)`` of the fuzzy representation chosen by ``params["fuzzy"]``."""
+    if params.get("fuzzy", "llm-hidden") == "distilled":
+        emb = distilled_embedder(ctx, params["model"], params["fuzzy_checkpoint"])
+        states = word_distilled_states(ctx, story_name, params["model"], params["fuzzy_checkpoint"])
+        return states, {"fuzzy": "distilled", "weights": emb.digest, "window": emb.window}
+    states = word_hidden_states(ctx, story_name, params["model"], params["layer"], params["context"])
+    return states, {"lm": str(_lm_id(ctx, params["model"])), "layer": params["layer"],
+                    "context": params["context"]}
+
+
 def gim_word_prediction(ctx, story_name: str, params: dict):
     """GIM's :class:`~gim_brain.gim.DocumentPrediction` over a story's words (memoised per run).
 
@@ -82,15 +130,13 @@ def gim_word_prediction(ctx, story_name: str, params: dict):
     """
     from ..gim import GIM
 
-    key = ("gim-words", story_name, params["model"], params["layer"], params["context"],
-           params["tau"], params["temperature"])
+    key = ("gim-words", story_name, params["model"], params.get("fuzzy"), params.get("fuzzy_checkpoint"),
+           params["layer"], params["context"], params["tau"], params["temperature"])
     if key not in ctx.memo:
         story = ctx.story(story_name)
         ids = word_ids(story.transcript.words)
-        states = word_hidden_states(ctx, story_name, params["model"], params["layer"],
-                                    params["context"])
-        emb = WordStateEmbedder(states, {"lm": str(_lm_id(ctx, params["model"])),
-                                         "layer": params["layer"], "context": params["context"]})
+        states, description = _word_states(ctx, story_name, params)
+        emb = WordStateEmbedder(states, description)
         gim = GIM(embedder=emb, tau=params["tau"], temperature=params["temperature"])
         ctx.memo[key] = (gim.predict_document(ids, embeddings=emb.states), ids)
     return ctx.memo[key]
@@ -133,7 +179,9 @@ def gim_next_matrix(pred, ids: np.ndarray, word_embeddings: np.ndarray) -> np.nd
 
 
 def _parts(ctx, params, st):
-    return (params, str(_lm_id(ctx, params["model"])), story_fingerprint(st))
+    weights = (distilled_embedder(ctx, params["model"], params["fuzzy_checkpoint"]).digest
+               if params.get("fuzzy") == "distilled" else None)
+    return (params, str(_lm_id(ctx, params["model"])), story_fingerprint(st), weights)
 
 
 @register_space("gim-stats", "GIM over the story's words: match length, fuzzy similarity, branch, "

@@ -7,7 +7,13 @@ document is embedded once and each query costs one row of a similarity matrix.
 
 Embedders follow the :class:`PositionEmbedder` protocol: ``embed(ids (n,)) -> float32 (n, d)``,
 ``similarity(queries (m, d), keys (k, d)) -> (m, k)`` with 1 = identical, plus ``name``,
-``window`` and ``cache_parts()``. Two backends are provided:
+``window`` and ``cache_parts()``. Three backends are provided:
+
+``distilled`` (:class:`DistilledEmbedder`, the default)
+    GIM's own fuzzy model: a small windowed transformer distilled from the teacher LM so that
+    its cosine ranks positions like the teacher's next-token distributions
+    (:mod:`gim_brain.gim.student`, trained by ``gim-brain train-fuzzy``). The package ships a
+    default checkpoint (:data:`DEFAULT_CHECKPOINT`); the cache key holds its weights' digest.
 
 ``lm-hidden`` (:class:`LMHiddenEmbedder`)
     L2-normalised hidden state of one LM layer at the last token of the window; similarity is
@@ -17,12 +23,13 @@ Embedders follow the :class:`PositionEmbedder` protocol: ``embed(ids (n,)) -> fl
     with the **Jensen-Shannon divergence** (not the symmetrised KL of the authors' code), so the
     weight is ``exp(-JSD_bits / T)``. The teacher a distilled model imitates; slower.
 
-A distilled small model is a third backend: any object with the protocol's members (cosine
-similarity of L2-normalised outputs, like ``lm-hidden``) plugs into :class:`~gim_brain.gim.GIM`.
+Any other object with the protocol's members plugs into :class:`~gim_brain.gim.GIM`.
 """
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -31,7 +38,8 @@ from .._cache import NpzCache, content_key
 from .distributions import SparseDistributions
 from .exact import check_token_ids
 
-__all__ = ["PositionEmbedder", "LMHiddenEmbedder", "LMDistributionEmbedder", "make_embedder",
+__all__ = ["PositionEmbedder", "LMHiddenEmbedder", "LMDistributionEmbedder", "DistilledEmbedder",
+           "DEFAULT_CHECKPOINT", "DEFAULT_EMBEDDER", "make_embedder",
            "embed_document", "FuzzyResult", "fuzzy_distributions", "EMBEDDERS"]
 
 
@@ -162,11 +170,95 @@ class LMDistributionEmbedder:
                 "window": self.window, "top_k": self.top_k}
 
 
-EMBEDDERS = {"lm-hidden": LMHiddenEmbedder, "lm-distribution": LMDistributionEmbedder}
+#: The distilled fuzzy model shipped with the package (see gim_brain/gim/README.md).
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "fuzzy_default.pt"
+
+
+class DistilledEmbedder:
+    """``distilled``: GIM's distilled fuzzy model; cosine of its L2-normalised outputs.
+
+    Parameters
+    ----------
+    lm : object or None
+        The teacher-side LM (a :class:`gim_brain.lm.LanguageModel`) whose tokenizer produced the
+        ids: its input embeddings feed ``projected`` checkpoints (digest checked) and its
+        tokenizer must be the checkpoint's. ``None`` only for ``table`` checkpoints.
+    checkpoint : path or None
+        A ``train-fuzzy`` checkpoint (``best.pt``), or one in the authors' layout (``model`` +
+        ``model_kwargs``, optional ``module.`` prefixes); ``None``: :data:`DEFAULT_CHECKPOINT`.
+    device : str, torch.device or None
+        Where the student runs (default: the LM's device, else CPU).
+    batch_size : int
+        Windows per student pass.
+
+    Raises
+    ------
+    gim_brain.gim.student.CheckpointError
+        Missing or corrupt checkpoint, or one whose tokenizer / teacher embeddings differ from
+        ``lm``'s (the message names the file).
+    """
+
+    name = "distilled"
+
+    def __init__(self, lm=None, checkpoint=None, device=None, batch_size: int = 64):
+        import torch
+
+        from .student import CheckpointError, build_student, read_checkpoint, tokenizer_digest
+
+        path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
+        ckpt = read_checkpoint(path)
+        self.checkpoint = path
+        self.digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        self.meta = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer", "history")}
+        want_tok = ckpt.get("tokenizer_digest")
+        if lm is not None and want_tok is not None:
+            got_tok = tokenizer_digest(lm.tokenizer)
+            if got_tok != want_tok:
+                raise CheckpointError(
+                    f"fuzzy checkpoint {path} was trained with tokenizer {ckpt.get('tokenizer')!r} "
+                    f"(vocabulary digest {want_tok}), but the text is tokenised by {lm.name!r} "
+                    f"(digest {got_tok}): use the checkpoint's teacher LM (--model) or train a "
+                    f"checkpoint for this tokenizer with gim-brain train-fuzzy")
+        vocab = int(ckpt["model_kwargs"].get("vocab_size", 0))
+        if lm is not None and vocab and vocab != int(lm.vocab_size):
+            raise CheckpointError(f"fuzzy checkpoint {path} has a vocabulary of {vocab} tokens; "
+                                  f"the LM {lm.name!r} has {lm.vocab_size}")
+        table = None
+        if lm is not None and ckpt["model_kwargs"].get("embedding", "projected") == "projected":
+            table = lm.model.get_input_embeddings().weight.detach().float().cpu()
+        self.model = build_student(ckpt, table)
+        if device is None:
+            device = getattr(lm, "device", None) or "cpu"
+        self.model.to(torch.device(device))
+        self.window = int(self.model.window)
+        self._vocab_size = vocab or None
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+
+    @property
+    def vocab_size(self):
+        return self._vocab_size
+
+    def embed(self, ids) -> np.ndarray:
+        ids = check_token_ids(ids, self._vocab_size)
+        return self.model.embed_document(ids, batch_size=self.batch_size)
+
+    def similarity(self, queries: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        return queries @ keys.T
+
+    def cache_parts(self) -> dict:
+        return {"embedder": self.name, "weights": self.digest, "window": self.window}
+
+
+EMBEDDERS = {"distilled": DistilledEmbedder, "lm-hidden": LMHiddenEmbedder,
+             "lm-distribution": LMDistributionEmbedder}
+#: The fuzzy backend used when none is named.
+DEFAULT_EMBEDDER = "distilled"
 
 
 def make_embedder(kind: str, lm, **params) -> PositionEmbedder:
-    """Build an embedder by name (``"lm-hidden"`` or ``"lm-distribution"``)."""
+    """Build an embedder by name (``"distilled"``, ``"lm-hidden"`` or ``"lm-distribution"``)."""
     if kind not in EMBEDDERS:
         raise ValueError(f"unknown fuzzy embedder {kind!r}; choose one of {sorted(EMBEDDERS)}")
     return EMBEDDERS[kind](lm, **params)
