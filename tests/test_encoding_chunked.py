@@ -4,8 +4,6 @@ small for one chunk is a clear error naming the budget; peak memory lands in sum
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from gim_brain.encoding.cv import story_folds
 from gim_brain.encoding.fastpath import ridge_cv_fastpath
 
 from _encoding_helpers import _one_blas_thread, synthetic_stories  # noqa: F401
+from _experiment_helpers import fit_cmd, run_cli, small_demo
 
 ALPHAS = np.logspace(0, 6, 7)
 
@@ -87,39 +86,13 @@ def test_chunk_size_and_a_budget_too_small_for_one_chunk():
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    from gim_brain.demo.dataset import DemoParams, build_demo_dataset
-
-    root = tmp_path_factory.mktemp("chunkdemo")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GIM_BRAIN_CACHE", str(root / "cache"))
-        build_demo_dataset(root / "data", DemoParams(subjects=("sim01",), resolution_mm=12,
-                                                     space_params={}), progress=False)
-    return root
-
-
-#: The ``gim-brain`` console script, run with this interpreter (and PYTHONPATH).
-CLI = [sys.executable, "-c", "import sys; from gim_brain.cli.main import main; sys.exit(main())"]
-
-
-def _fit_cmd(root, out, *extra):
-    return [*CLI, "fit", "--manifest",
-            str(root / "data" / "manifest.toml"), "--data-root", str(root / "data"),
-            "--subject", "sim01", "--features", "wordrate", "--n-folds", "2",
-            "--n-permutations", "20", "--backend", "numpy", "--alphas", "logspace:0:6:7",
-            "--blas-threads", "1", "--no-progress", "--no-report", "--out", str(out), *extra]
-
-
-def _run(cmd, root):
-    import os
-
-    env = dict(os.environ, GIM_BRAIN_CACHE=str(root / "cache"))
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    return small_demo(tmp_path_factory.mktemp("chunkdemo"))
 
 
 def test_experiment_chunked_by_budget_equals_unchunked(demo, tmp_path):
     from gim_brain.encoding import EncodingResult
 
-    p = _run(_fit_cmd(demo, tmp_path / "whole"), demo)
+    p = run_cli(fit_cmd(demo, tmp_path / "whole"), demo)
     assert p.returncode == 0, p.stderr
     summary = json.loads((tmp_path / "whole" / "summary.json").read_text())
     res = summary["resources"]
@@ -131,7 +104,7 @@ def test_experiment_chunked_by_budget_equals_unchunked(demo, tmp_path):
     n = whole.n_targets
     size = max(n // 3, 1)
     budget = model.fixed + size * (model.held_per_target + model.work_per_target)
-    p = _run(_fit_cmd(demo, tmp_path / "chunked", "--memory-budget", str(budget)), demo)
+    p = run_cli(fit_cmd(demo, tmp_path / "chunked", "--memory-budget", str(budget)), demo)
     assert p.returncode == 0, p.stderr
     assert "voxel chunks" in p.stdout
     summary = json.loads((tmp_path / "chunked" / "summary.json").read_text())
@@ -147,11 +120,11 @@ def test_experiment_chunked_by_budget_equals_unchunked(demo, tmp_path):
 
 
 def test_cli_budget_too_small_or_malformed_is_a_usage_error(demo, tmp_path):
-    p = _run(_fit_cmd(demo, tmp_path / "tiny", "--memory-budget", "10kB"), demo)
+    p = run_cli(fit_cmd(demo, tmp_path / "tiny", "--memory-budget", "10kB"), demo)
     assert p.returncode == 2, p.stderr
     assert "memory budget 10.00 kB" in p.stderr and "too small for one voxel chunk" in p.stderr
     assert "Traceback" not in p.stderr
-    p = _run(_fit_cmd(demo, tmp_path / "bad", "--memory-budget", "lots"), demo)
+    p = run_cli(fit_cmd(demo, tmp_path / "bad", "--memory-budget", "lots"), demo)
     assert p.returncode == 2 and "encoding.memory_budget (--memory-budget)" in p.stderr
     assert "Traceback" not in p.stderr
     assert not (tmp_path / "bad").exists()
