@@ -125,6 +125,19 @@ def test_local_cluster_matches_the_serial_run(demo, serial, tmp_path):
     _assert_identical(_results(out)[0], serial)
 
 
+def test_unreachable_address_fails_in_seconds_before_any_data_is_read():
+    from gim_brain.experiment.config import ExperimentError
+    from gim_brain.experiment.distributed import check_reachable
+
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    t0 = time.time()
+    with pytest.raises(ExperimentError, match="no Dask scheduler answered within 5 s"):
+        check_reachable(address)
+    assert time.time() - t0 < 6
+    with pytest.raises(ExperimentError, match="port is not a number"):
+        check_reachable("tcp://127.0.0.1:http")
+
+
 def test_unreachable_scheduler_is_a_clear_error_within_seconds(demo, tmp_path):
     address = f"tcp://127.0.0.1:{_free_port()}"  # nothing listens there
     t0 = time.time()
@@ -133,5 +146,5 @@ def test_unreachable_scheduler_is_a_clear_error_within_seconds(demo, tmp_path):
     assert p.returncode == 2, p.stderr
     assert f"encoding.scheduler (--scheduler) {address}: no Dask scheduler answered" in p.stderr
     assert "Traceback" not in p.stderr
-    # the connect timeout is 5 s; the rest is starting Python and reading the data
+    # the connect timeout is 5 s; the rest is starting Python and importing the stack
     assert took < 60, took

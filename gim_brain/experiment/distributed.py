@@ -21,7 +21,7 @@ from typing import Iterator
 
 from .config import ExperimentError
 
-__all__ = ["dask_client", "TASK_RETRIES", "CONNECT_TIMEOUT_S", "DEFAULT_LOCAL_WORKERS"]
+__all__ = ["dask_client", "check_reachable", "TASK_RETRIES", "CONNECT_TIMEOUT_S", "DEFAULT_LOCAL_WORKERS"]
 
 #: ``retries=`` of every submitted fit.
 TASK_RETRIES = 2
@@ -29,6 +29,39 @@ TASK_RETRIES = 2
 CONNECT_TIMEOUT_S = 5
 #: Worker processes of ``--scheduler local`` without ``--workers``.
 DEFAULT_LOCAL_WORKERS = 2
+
+
+def _unreachable(scheduler: str, timeout_s: float, why: str) -> ExperimentError:
+    return ExperimentError(
+        f"encoding.scheduler (--scheduler) {scheduler}: no Dask scheduler answered within "
+        f"{timeout_s:g} s ({why}); start one (`dask scheduler`, then `dask worker {scheduler}`) "
+        f"or use --scheduler local")
+
+
+def check_reachable(scheduler: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """A plain TCP connect to a ``tcp://`` / ``tls://`` scheduler address (no Dask import), so
+    that a wrong address fails in seconds, before any data is read.
+
+    Raises :class:`ExperimentError` when nothing accepts the connection within ``timeout_s``.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    if scheduler in ("serial", "local"):
+        return
+    parts = urlsplit(scheduler)
+    if parts.scheme not in ("tcp", "tls") or not parts.hostname:
+        return  # other transports (ucx, inproc): left to Dask
+    try:
+        port = parts.port or 8786
+    except ValueError:
+        raise ExperimentError(f"encoding.scheduler (--scheduler) {scheduler}: the port is not "
+                              f"a number; write tcp://HOST:PORT") from None
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise _unreachable(scheduler, timeout_s, f"{type(exc).__name__}: {exc}") from None
 
 
 def _import_distributed():
@@ -70,11 +103,8 @@ def dask_client(scheduler: str, workers: int | None = None,
         try:
             client = distributed.Client(scheduler, timeout=f"{timeout_s}s")
         except (OSError, TimeoutError, ValueError) as exc:
-            raise ExperimentError(
-                f"encoding.scheduler (--scheduler) {scheduler}: no Dask scheduler answered "
-                f"within {timeout_s:g} s ({type(exc).__name__}: {str(exc)[:200]}); start one "
-                f"(`dask scheduler`, then `dask worker {scheduler}`) or use --scheduler local"
-            ) from None
+            raise _unreachable(scheduler, timeout_s,
+                               f"{type(exc).__name__}: {str(exc)[:200]}") from None
     try:
         n = len(client.scheduler_info().get("workers", {}))
         if n == 0:

@@ -388,75 +388,74 @@ def _fit_subject_serial(state: _Subject, run: ExperimentRun, log: Callable[[str]
     return subject_table(plan.subject, state.results)
 
 
-def _fit_distributed(states: list[_Subject], run: ExperimentRun, log: Callable[[str], None],
-                     budget: int) -> list[dict]:
+def _fit_distributed(client, states: list[_Subject], run: ExperimentRun,
+                     log: Callable[[str], None], budget: int) -> list[dict]:
     """Every subject x SPEC x chunk submitted at once; results written per subject, in order."""
     from ..encoding import EncodingResult
     from ..encoding.chunking import merge_results
-    from .distributed import TASK_RETRIES, dask_client
+    from .distributed import TASK_RETRIES
     from .tasks import run_fit_task
 
     exp = states[0].exp
     options = dict(_fit_options(exp), progress=False)
-    with dask_client(exp.encoding.scheduler, exp.encoding.workers) as client:
-        jobs: list[tuple[_Subject, str, list]] = []
-        for state in states:
-            for spec in exp.features.sets:
-                key, done = state.key(spec)
-                if done:
-                    jobs.append((state, spec, []))
-                    continue
+    jobs: list[tuple[_Subject, str, list]] = []
+    for state in states:
+        for spec in exp.features.sets:
+            key, done = state.key(spec)
+            if done:
+                jobs.append((state, spec, []))
+                continue
+            try:
+                design = state.design(spec)  # features land in the cache the workers share
+                chunks = _chunks(exp, state.ds, state.plan, design, state.n_targets(), budget)
+            except ExperimentError:
+                raise
+            except _spec_errors() as exc:
+                raise state.spec_error(spec, exc) from None
+            del design
+            state.chunks[spec] = chunks
+            futures = [client.submit(run_fit_task, state.task(spec, c, options),
+                                     retries=TASK_RETRIES, pure=False,
+                                     key=f"gim-brain-fit-{state.plan.subject}-{spec}-"
+                                         f"{c[0] if c else 'all'}-{key[:12]}")
+                       for c in chunks]
+            jobs.append((state, spec, futures))
+    n_tasks = sum(len(f) for _, _, f in jobs)
+    n_workers = len(client.scheduler_info().get("workers", {}))
+    log(f"submitted {n_tasks} fit task(s) to {client.scheduler.address} "
+        f"({n_workers} worker(s))")
+    bar = None
+    if exp.outputs.progress and n_tasks:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_tasks, desc="dask fits", unit="task")
+        for _, _, futures in jobs:
+            for f in futures:
+                f.add_done_callback(lambda _f: bar.update(1))
+    t0 = time.time()
+    try:
+        for state, spec, futures in jobs:
+            plan = state.plan
+            if not futures:
+                old = state.previous[spec]
+                state.results[spec] = EncodingResult.load(plan.out / old["result"])
+                run.reused.append((plan.subject, spec))
+                log(f"{plan.subject} {spec}: reused from {plan.out / old['result']}")
+                save = []
+            else:
                 try:
-                    design = state.design(spec)  # features land in the cache the workers share
-                    chunks = _chunks(exp, state.ds, state.plan, design, state.n_targets(), budget)
-                except ExperimentError:
-                    raise
+                    parts = [f.result() for f in futures]
                 except _spec_errors() as exc:
                     raise state.spec_error(spec, exc) from None
-                del design
-                state.chunks[spec] = chunks
-                futures = [client.submit(run_fit_task, state.task(spec, c, options),
-                                         retries=TASK_RETRIES, pure=False,
-                                         key=f"gim-brain-fit-{state.plan.subject}-{spec}-"
-                                             f"{c[0] if c else 'all'}-{key[:12]}")
-                           for c in chunks]
-                jobs.append((state, spec, futures))
-        n_tasks = sum(len(f) for _, _, f in jobs)
-        n_workers = len(client.scheduler_info().get("workers", {}))
-        log(f"submitted {n_tasks} fit task(s) to {client.scheduler.address} "
-            f"({n_workers} worker(s))")
-        bar = None
-        if exp.outputs.progress and n_tasks:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n_tasks, desc="dask fits", unit="task")
-            for _, _, futures in jobs:
-                for f in futures:
-                    f.add_done_callback(lambda _f: bar.update(1))
-        t0 = time.time()
-        try:
-            for state, spec, futures in jobs:
-                plan = state.plan
-                if not futures:
-                    old = state.previous[spec]
-                    state.results[spec] = EncodingResult.load(plan.out / old["result"])
-                    run.reused.append((plan.subject, spec))
-                    log(f"{plan.subject} {spec}: reused from {plan.out / old['result']}")
-                    save = []
-                else:
-                    try:
-                        parts = [f.result() for f in futures]
-                    except _spec_errors() as exc:
-                        raise state.spec_error(spec, exc) from None
-                    state.worker_rss += [p.provenance.get("peak_rss_bytes", 0) for p in parts]
-                    res = merge_results(parts, exp.encoding.fdr_alpha)
-                    state.results[spec] = res
-                    _log_result(log, plan.subject, spec, res, time.time() - t0)
-                    save = [spec]
-                state.write(save, budget, exp.encoding.scheduler)
-        finally:
-            if bar is not None:
-                bar.close()
+                state.worker_rss += [p.provenance.get("peak_rss_bytes", 0) for p in parts]
+                res = merge_results(parts, exp.encoding.fdr_alpha)
+                state.results[spec] = res
+                _log_result(log, plan.subject, spec, res, time.time() - t0)
+                save = [spec]
+            state.write(save, budget, exp.encoding.scheduler)
+    finally:
+        if bar is not None:
+            bar.close()
     rows: list[dict] = []
     for state in states:
         run.results[state.plan.subject] = state.results
@@ -509,6 +508,10 @@ def run_experiment(exp: Experiment, log: Callable[[str], None] | None = print) -
 
     log = log or (lambda line: None)
     exp.validate()
+    if "://" in exp.encoding.scheduler:
+        from .distributed import check_reachable
+
+        check_reachable(exp.encoding.scheduler)
     out = _check_out(exp)
     routed = route_params(exp.features.sets, exp.features.params)
     try:
@@ -525,14 +528,19 @@ def run_experiment(exp: Experiment, log: Callable[[str], None] | None = print) -
 
         limit = threadpool_limits(limits=exp.encoding.blas_threads)
     budget = _budget(exp)
+    cluster = nullcontext()
+    if exp.encoding.scheduler != "serial":  # an unreachable scheduler fails before any work
+        from .distributed import dask_client
+
+        cluster = dask_client(exp.encoding.scheduler, exp.encoding.workers)
     rows: list[dict] = []
-    with run_lock(out), limit:
+    with cluster as client, run_lock(out), limit:
         states = [_Subject(exp, ds, plan, routed) for plan in plans]
         if exp.encoding.scheduler == "serial":
             for state in states:
                 rows += _fit_subject_serial(state, run, log, budget)
         else:
-            rows = _fit_distributed(states, run, log, budget)
+            rows = _fit_distributed(client, states, run, log, budget)
         if len(plans) > 1:
             run.summary = _write_top(exp, run, rows)
         if exp.outputs.report:
