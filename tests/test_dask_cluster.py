@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -62,28 +63,31 @@ def serial(demo, tmp_path_factory):
     return results
 
 
-@pytest.mark.skipif(not DASK.is_file(), reason=f"no dask command at {DASK}")
-def test_scheduler_and_two_workers_on_loopback_match_the_serial_run(demo, serial, tmp_path):
+@contextmanager
+def loopback_cluster(demo, logs: Path, nanny: bool = True):
+    """A ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1 (free port);
+    yields ``(address, worker_processes)``; everything is stopped on exit."""
+    if not DASK.is_file():
+        pytest.skip(f"no dask command at {DASK}")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = dict(os.environ, GIM_BRAIN_CACHE=str(demo / "cache"),
                PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
                                                         os.environ.get("PYTHONPATH")])))
-    logs = tmp_path / "logs"
-    logs.mkdir()
+    logs.mkdir(exist_ok=True)
     procs: list[subprocess.Popen] = []
 
     def start(name, *args):
         log = open(logs / f"{name}.log", "w")
         procs.append(subprocess.Popen([str(DASK), *args], stdout=log, stderr=subprocess.STDOUT,
-                                      env=env, cwd=tmp_path))
+                                      env=env, cwd=logs))
 
     try:
         start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", str(port),
               "--no-dashboard")
         for i in range(2):
-            start(f"worker{i}", "worker", address, "--host", "127.0.0.1", "--nworkers", "1",
-                  "--nthreads", "1", "--no-dashboard", "--name", f"w{i}")
+            start(f"worker{i}", "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+                  "--no-dashboard", "--name", f"w{i}", *([] if nanny else ["--no-nanny"]))
         from distributed import Client
 
         deadline = time.time() + 120
@@ -96,6 +100,21 @@ def test_scheduler_and_two_workers_on_loopback_match_the_serial_run(demo, serial
                 if time.time() > deadline:
                     raise
                 time.sleep(1)
+        yield address, procs[1:]
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_scheduler_and_two_workers_on_loopback_match_the_serial_run(demo, serial, tmp_path):
+    with loopback_cluster(demo, tmp_path / "logs") as (address, _):
         out = tmp_path / "run"
         p = run_cli(fit_cmd(demo, out, "--memory-budget", "5MB", "--scheduler", address,
                             features=SPECS), demo)
@@ -105,15 +124,30 @@ def test_scheduler_and_two_workers_on_loopback_match_the_serial_run(demo, serial
         assert summary["resources"]["scheduler"] == address
         assert summary["resources"]["worker_peak_rss_bytes"] > 10**7
         _assert_identical(results, serial)
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+
+
+def test_a_worker_killed_during_the_run_does_not_change_the_results(demo, serial, tmp_path):
+    logs = tmp_path / "logs"
+    with loopback_cluster(demo, logs, nanny=False) as (address, workers):
+        out = tmp_path / "run"
+        env = dict(os.environ, GIM_BRAIN_CACHE=str(demo / "cache"))
+        run = subprocess.Popen(fit_cmd(demo, out, "--memory-budget", "5MB", "--scheduler",
+                                       address, features=SPECS), env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            for line in run.stdout:  # the tasks are on the cluster: kill one worker (SIGKILL)
+                if line.startswith("submitted"):
+                    workers[0].kill()
+                    break
+            stdout, stderr = run.communicate(timeout=300)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        assert run.returncode == 0, stderr
+        assert workers[0].wait(timeout=10) != 0
+        # the scheduler lost the worker and ran its tasks on the other one: same numbers
+        assert "Remove worker" in (logs / "scheduler.log").read_text()
+        _assert_identical(_results(out)[0], serial)
 
 
 def test_local_cluster_matches_the_serial_run(demo, serial, tmp_path):
