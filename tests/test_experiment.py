@@ -91,6 +91,9 @@ OPTION_VALUES = {
     "keep_predictions": (False, ["--no-keep-predictions"]),
     "n_targets_batch": (64, ["--n-targets-batch", "64"]),
     "blas_threads": (2, ["--blas-threads", "2"]),
+    "memory_budget": ("8GB", ["--memory-budget", "8GB"]),
+    "scheduler": ("tcp://127.0.0.1:8786", ["--scheduler", "tcp://127.0.0.1:8786"]),
+    "workers": (3, ["--workers", "3"]),
 }
 
 
@@ -133,9 +136,10 @@ def test_every_encoding_option_from_toml_and_from_flags(tmp_path, name):
     # a flag overrides the file's (default) value
     exp = build_experiment(build_parser().parse_args(["fit", str(cfg), *flags]))
     assert getattr(exp.encoding, name) == value
-    # and the value reaches fit_encoding (blas_threads limits the BLAS pool around it)
+    # and the value reaches fit_encoding (blas_threads limits the BLAS pool around it;
+    # scheduler and workers choose where the fits run)
     opts = _fit_options(exp)
-    if name != "blas_threads":
+    if name not in ("blas_threads", "scheduler", "workers"):
         assert (tuple(opts[name]) if name == "alphas" else opts[name]) == value
 
 

@@ -47,7 +47,8 @@ flag of the same name, e.g. encoding.n_folds = --n-folds):
 
 #: Experiment key -> how its flag parses (besides str); booleans are --x / --no-x.
 _INT = {"encoding.n_folds", "encoding.n_iter", "encoding.n_permutations", "encoding.block_size",
-        "encoding.seed", "encoding.n_targets_batch", "encoding.blas_threads"}
+        "encoding.seed", "encoding.n_targets_batch", "encoding.blas_threads",
+        "encoding.workers"}
 _FLOAT = {"encoding.fdr_alpha"}
 _CHOICES = {"responses.preprocess": ("center", "zscore", "none"),
             "encoding.score": ("correlation", "r2")}

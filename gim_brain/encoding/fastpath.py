@@ -115,7 +115,8 @@ def _asarray(B, x, dtype, like=None):
 def ridge_cv_fastpath(X, Y, folds: Sequence[Fold], alphas, *, score: str = "correlation",
                       X_test=None, return_weights: bool = True, return_cv_scores_all: bool = False,
                       n_targets_batch: int | None = None, decomposition_dtype: str = "float64",
-                      memory_fraction: float = 0.3, progress=None) -> FastRidgeResult:
+                      memory_fraction: float = 0.3, memory_budget: int | None = None,
+                      progress=None) -> FastRidgeResult:
     """Primal ridge, per-target alpha from a grid, chosen by cross-validation over ``folds``.
 
     Uses the current himalaya backend (see :func:`gim_brain.encoding.backend.use_backend`).
@@ -145,6 +146,10 @@ def ridge_cv_fastpath(X, Y, folds: Sequence[Fold], alphas, *, score: str = "corr
         Precision of the ``p x p`` Gram matrices and their decompositions.
     memory_fraction : float
         Share of free memory one target batch may use.
+    memory_budget : int or None
+        Bytes the whole fit may use (responses, outputs and working set, see
+        :func:`gim_brain.encoding.chunking.fit_memory`); sizes the target batches instead of
+        ``memory_fraction``. The decompositions are shared by all batches.
     progress : tqdm or None
         Advanced by the number of targets done.
 
@@ -288,6 +293,13 @@ def ridge_cv_fastpath(X, Y, folds: Sequence[Fold], alphas, *, score: str = "corr
             test_pred[:, batch] = to_numpy(B.matmul(Xtest_d, Wb))
         del Yb, XtY, Zf, Wb
 
+    if n_targets_batch is None and memory_budget is not None:
+        from .chunking import fit_memory
+
+        model = fit_memory(n_rows, 0 if Xtest_d is None else Xtest_d.shape[0], n_features,
+                           n_alphas, n_folds, keep_weights=return_weights,
+                           max_val_rows=max(part["n_val"] for part in fold_parts))
+        n_targets_batch = model.batch_size(n_targets, int(memory_budget))
     if n_targets_batch is None:
         max_val = max(part["n_val"] for part in fold_parts)
         n_test = 0 if Xtest_d is None else Xtest_d.shape[0]

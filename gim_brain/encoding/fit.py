@@ -17,6 +17,7 @@ import numpy as np
 from .. import __version__
 from .backend import resolve_backend, use_backend
 from .banded import fit_banded
+from .chunking import parse_bytes
 from .cv import story_folds
 from .noise_ceiling import noise_ceiling as compute_noise_ceiling
 from .result import EncodingResult
@@ -129,7 +130,8 @@ def fit_encoding(X_by_story, Y_by_story, test_stories: Sequence[str], *,
                  progress: bool = True, band_names: Sequence[str] | None = None,
                  score: str = "correlation", n_iter: int = 20,
                  variance_partitioning: bool = True, test_repeats=None,
-                 n_targets_batch: int | None = None, seed: int = 0) -> EncodingResult:
+                 n_targets_batch: int | None = None, memory_budget: int | str | None = None,
+                 seed: int = 0) -> EncodingResult:
     """Fit a voxelwise encoding model with story-grouped CV and score it on held-out stories.
 
     Parameters
@@ -172,7 +174,13 @@ def fit_encoding(X_by_story, Y_by_story, test_stories: Sequence[str], *,
     test_repeats : dict story -> (n_repeats, n_rows, n_targets) or None
         Single repeats of test stories; gives the noise ceiling.
     n_targets_batch : int or None
-        Targets per batch; None sizes batches from free memory.
+        Targets per batch; None sizes batches from ``memory_budget`` (or free memory).
+    memory_budget : int, str or None
+        Bytes (or ``"8GB"``) the plain fit may use; target batches of the fast path are sized
+        from it and share one decomposition per fold. Raises
+        :class:`~gim_brain.encoding.chunking.MemoryBudgetError` (naming the budget) when not
+        one target fits. Chunking the targets of a subject across fits: see
+        :mod:`gim_brain.encoding.chunking`.
     seed : int
         Seed of the permutations and the banded random search.
 
@@ -200,6 +208,7 @@ def fit_encoding(X_by_story, Y_by_story, test_stories: Sequence[str], *,
         raise ValueError(f"alphas must be finite and > 0, got {alphas}")
     if n_permutations < 0:
         raise ValueError(f"n_permutations={n_permutations} must be >= 0")
+    budget = None if memory_budget is None else parse_bytes(memory_budget)
 
     n_bands = len(next(iter(bands.values())))
     Xs_train = [np.concatenate([bands[s][i] for s in train]) for i in range(n_bands)]
@@ -220,7 +229,8 @@ def fit_encoding(X_by_story, Y_by_story, test_stories: Sequence[str], *,
             with bar:
                 fit = fit_ridge(Xs_train[0], Y_train_blocks, folds, alphas, solver=solver,
                                 score=score, X_test=Xs_test[0], return_weights=keep_weights,
-                                n_targets_batch=n_targets_batch, progress=bar)
+                                n_targets_batch=n_targets_batch, memory_budget=budget,
+                                progress=bar)
             predictions, weights, used_solver = fit.test_predictions, fit.weights, fit.solver
             best_alphas, cv_scores = fit.best_alphas, fit.cv_scores
             spaces = [feature_set]
@@ -265,6 +275,7 @@ def fit_encoding(X_by_story, Y_by_story, test_stories: Sequence[str], *,
     parameters = dict(alphas=alphas.tolist(), n_folds=len(folds), n_folds_requested=n_folds,
                       backend=backend, solver=solver, n_permutations=n_permutations,
                       block_size=block_size, fdr_alpha=fdr_alpha, score=score,
+                      memory_budget=budget,
                       n_iter=n_iter if band_names is not None else None, seed=seed)
     provenance = dict(
         versions=_versions(), parameters=parameters, backend_used=backend_name,

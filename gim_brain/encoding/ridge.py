@@ -101,7 +101,8 @@ def _fit_himalaya(estimator_cls, X, Y, folds, alphas, score, n_targets_batch, ex
 
 def fit_ridge(X, Y, folds: Sequence[Fold], alphas, *, solver: str = "auto",
               score: str = "correlation", X_test=None, return_weights: bool = True,
-              n_targets_batch: int | None = None, progress=None) -> RidgeFit:
+              n_targets_batch: int | None = None, memory_budget: int | None = None,
+              progress=None) -> RidgeFit:
     """Fit ridge with a per-target alpha, chosen by CV over ``folds`` (current himalaya backend).
 
     Parameters
@@ -117,7 +118,9 @@ def fit_ridge(X, Y, folds: Sequence[Fold], alphas, *, solver: str = "auto",
     X_test : float32 (n_test_rows, n_features) or None
     return_weights : bool
     n_targets_batch : int or None
-        None sizes batches from free memory.
+        None sizes batches from ``memory_budget``, or from free memory.
+    memory_budget : int or None
+        Bytes the fit may use (see :func:`gim_brain.encoding.chunking.fit_memory`).
     progress : tqdm or None
 
     Returns
@@ -132,7 +135,7 @@ def fit_ridge(X, Y, folds: Sequence[Fold], alphas, *, solver: str = "auto",
     if solver == "fastpath":
         out = ridge_cv_fastpath(X, Y, folds, alphas, score=score, X_test=X_test,
                                 return_weights=return_weights, n_targets_batch=n_targets_batch,
-                                progress=progress)
+                                memory_budget=memory_budget, progress=progress)
         return RidgeFit(out.best_alphas, out.cv_scores, out.weights, out.test_predictions,
                         solver, out.n_targets_batch)
 
@@ -141,8 +144,12 @@ def fit_ridge(X, Y, folds: Sequence[Fold], alphas, *, solver: str = "auto",
     B = get_backend()
     if n_targets_batch is None:
         per_target = 4 * len(alphas) * n_rows * 3
-        n_targets_batch = target_batch_size(n_targets, per_target, free_memory_bytes(B.name),
-                                            fraction=0.3)
+        if memory_budget is not None:
+            n_targets_batch = target_batch_size(n_targets, per_target, int(memory_budget),
+                                                fraction=1.0)
+        else:
+            n_targets_batch = target_batch_size(n_targets, per_target,
+                                                free_memory_bytes(B.name), fraction=0.3)
     if solver == "ridge":
         from himalaya.ridge import RidgeCV
 

@@ -168,6 +168,16 @@ class EncodingSpec(_Spec):
         "--keep-predictions", "save the held-out predictions of every result"))
     n_targets_batch: int | None = field(default=None, metadata=_opt(
         "--n-targets-batch", "targets per batch (default: sized from free memory)"))
+    memory_budget: str | None = field(default=None, metadata=_opt(
+        "--memory-budget", "memory one fit may use, e.g. 8GB or 16GiB: voxels are fitted in "
+                           "chunks sized from it (default: 60% of the memory available at the "
+                           "start)", "SIZE"))
+    scheduler: str = field(default="serial", metadata=_opt(
+        "--scheduler", "where the subject x SPEC x voxel-chunk fits run: serial (default, "
+                       "no Dask), local (a Dask LocalCluster of --workers processes) or the "
+                       "address of a running Dask scheduler, tcp://HOST:PORT", "WHERE"))
+    workers: int | None = field(default=None, metadata=_opt(
+        "--workers", "--scheduler local: worker processes (default 2)", "N"))
     blas_threads: int | None = field(default=None, metadata=_opt(
         "--blas-threads", "BLAS threads during the fits (default: leave as is); results can "
                           "differ in the last bits between thread counts"))
@@ -314,7 +324,20 @@ class Experiment:
                 self._fail(f"encoding.{name}", f"must be >= {low}, got {getattr(enc, name)}")
         if not 0 < enc.fdr_alpha < 1:
             self._fail("encoding.fdr_alpha", f"must be between 0 and 1, got {enc.fdr_alpha}")
-        for name in ("n_targets_batch", "blas_threads"):
+        if enc.memory_budget is not None:
+            from ..encoding.chunking import parse_bytes
+
+            try:
+                parse_bytes(enc.memory_budget)
+            except ValueError as exc:
+                self._fail("encoding.memory_budget", f"{exc}")
+        if enc.scheduler not in ("serial", "local") and "://" not in enc.scheduler:
+            self._fail("encoding.scheduler", f"must be serial, local or a Dask scheduler "
+                       f"address such as tcp://127.0.0.1:8786, got {enc.scheduler!r}")
+        if enc.workers is not None and "://" in enc.scheduler:
+            self._fail("encoding.workers", f"applies to --scheduler local only (a running "
+                       f"cluster has its own workers); scheduler is {enc.scheduler!r}")
+        for name in ("n_targets_batch", "blas_threads", "workers"):
             v = getattr(enc, name)
             if v is not None and v < 1:
                 self._fail(f"encoding.{name}", f"must be >= 1 (or left out), got {v}")

@@ -15,7 +15,7 @@ import numpy as np
 from ..encoding import EncodingResult, fit_encoding
 from ..features import DEFAULT_DELAYS, SpaceContext, build_design
 
-__all__ = ["fit_feature_set"]
+__all__ = ["fit_feature_set", "fit_design"]
 
 
 def fit_feature_set(ctx: SpaceContext, spec: str, stories: Sequence[str],
@@ -51,10 +51,19 @@ def fit_feature_set(ctx: SpaceContext, spec: str, stories: Sequence[str],
     """
     t0 = time.perf_counter()
     design = build_design(ctx, spec, stories, params=dict(params or {}), delays=delays)
+    return fit_design(design, Y_by_story, test_stories, feature_set=feature_set or spec,
+                      t0=t0, **fit_options)
+
+
+def fit_design(design, Y_by_story: Mapping[str, np.ndarray], test_stories: Sequence[str], *,
+               feature_set: str, t0: float | None = None, **fit_options) -> EncodingResult:
+    """Fit a built :class:`~gim_brain.features.design.Design` to the responses (as
+    :func:`fit_feature_set`; ``t0`` is when building the features started)."""
+    t0 = time.perf_counter() if t0 is None else t0
     banded = len(design.bands) > 1
     X = ({s: [x[:, design.band_slices[b]] for b in design.bands] for s, x in design.X.items()}
          if banded else design.X)
-    result = fit_encoding(X, Y_by_story, list(test_stories), feature_set=feature_set or spec,
+    result = fit_encoding(X, Y_by_story, list(test_stories), feature_set=feature_set,
                           band_names=design.bands if banded else None, **fit_options)
     result.provenance = dict(result.provenance or {}, features=design.describe(),
                              n_features=design.n_features,

@@ -168,7 +168,7 @@ def _plan(exp: Experiment, ds, out: Path) -> list[_Plan]:
 
 
 #: EncodingSpec fields that are not fit_encoding arguments (the run applies them itself).
-_NOT_FIT_OPTIONS = ("blas_threads",)
+_NOT_FIT_OPTIONS = ("blas_threads", "scheduler", "workers")
 
 
 def _fit_options(exp: Experiment) -> dict[str, Any]:
@@ -193,73 +193,277 @@ def _previous(out: Path) -> dict:
         return {}
 
 
-def _fit_subject(exp: Experiment, ds, plan: _Plan, routed: dict[str, RoutedSpec],
-                 run: ExperimentRun, log: Callable[[str], None]) -> list[dict]:
-    from ..encoding import EncodingResult, write_run
-    from ..features import SpaceContext
+def _budget(exp: Experiment) -> int:
+    from ..encoding.chunking import default_memory_budget, parse_bytes
+
+    if exp.encoding.memory_budget:
+        return parse_bytes(exp.encoding.memory_budget)
+    return default_memory_budget()
+
+
+def _chunks(exp: Experiment, ds, plan: _Plan, design, n_targets: int,
+            budget: int) -> list[tuple[int, int] | None]:
+    """Target chunks of one SPEC: ``[None]`` when every target fits the budget at once."""
+    from ..encoding.chunking import MemoryBudgetError, chunk_size, fit_memory, target_chunks
+
+    split = plan.split
+    model = fit_memory(sum(ds.grid(s).n_rows for s in split.train),
+                       sum(ds.grid(s).n_rows for s in split.test), design.n_features,
+                       len(exp.encoding.alphas), min(exp.encoding.n_folds, len(split.train)),
+                       keep_weights=exp.encoding.keep_weights)
+    try:
+        size = chunk_size(model, n_targets, budget)
+    except MemoryBudgetError as exc:
+        raise ExperimentError(f"subject {plan.subject}, {design.n_features} features: "
+                              f"{exc}") from None
+    if size >= n_targets:
+        return [None]
+    return [(c.start, c.stop) for c in target_chunks(n_targets, size)]
+
+
+class _Subject:
+    """One subject's run state: its parameters, resume keys, fitted results and pending jobs."""
+
+    def __init__(self, exp: Experiment, ds, plan: _Plan, routed: dict[str, RoutedSpec]):
+        from ..features import SpaceContext
+
+        self.exp, self.ds, self.plan, self.routed = exp, ds, plan, routed
+        split = plan.split
+        self.fingerprint = data_fingerprint(ds, plan.subject, split.stories)
+        self.ctx = SpaceContext(ds, subject=plan.subject, progress=exp.outputs.progress,
+                                lm_model=exp.features.model, device=exp.features.device,
+                                train_stories=list(split.train))
+        self.parameters = dict(exp.fit_parameters(), subject=plan.subject,
+                               train_stories=list(split.train), test_stories=list(split.test),
+                               test_stories_without_data=list(split.test_without_data))
+        self.extra = {
+            "experiment": exp.to_dict(),
+            "response_preprocessing": {"method": exp.responses.preprocess, "per_story": True,
+                                       "when": "before fitting, on every story of the split"},
+            "data_fingerprint": self.fingerprint,
+            "n_folds": {"requested": exp.encoding.n_folds,
+                        "used": min(exp.encoding.n_folds, len(split.train))},
+            "feature_params": {spec: r.per_space for spec, r in routed.items()},
+        }
+        # a result depends on its own SPEC and parameters, not on the other SPECs of the run,
+        # nor on where it was computed
+        shared = json.loads(json.dumps(self.parameters, default=str))
+        shared["features"] = {k: v for k, v in shared["features"].items()
+                              if k not in ("sets", "params")}
+        for key in ("scheduler", "workers"):
+            shared["encoding"].pop(key, None)
+        self.shared = shared
+        self.previous = _previous(plan.out) if exp.outputs.resume else {}
+        self.results: dict[str, Any] = {}
+        self.entries: dict[str, dict] = {}
+        self.chunks: dict[str, list] = {}
+        self.worker_rss: list[int] = []
+        self._Y: dict[str, np.ndarray] | None = None
+
+    def task(self, spec: str, chunk, options) -> "FitTask":
+        from .tasks import FitTask
+
+        split, r = self.plan.split, self.routed[spec]
+        return FitTask(exp=self.exp, subject=self.plan.subject, spec=spec,
+                       build_spec=r.build_spec, params=dict(r.params),
+                       stories=tuple(split.stories), train=tuple(split.train),
+                       test=tuple(split.test), chunk=chunk, options=dict(options))
+
+    def responses(self) -> dict[str, np.ndarray]:
+        """Every target's preprocessed responses, read story by story once per subject."""
+        from .tasks import load_responses
+
+        if self._Y is None:
+            self._Y = load_responses(self.ds, self.plan.subject, self.plan.split.stories,
+                                     self.exp.responses.preprocess)
+        return self._Y
+
+    def n_targets(self) -> int:
+        from .tasks import count_targets
+
+        if self._Y is not None:
+            return next(iter(self._Y.values())).shape[1]
+        return count_targets(self.ds, self.plan.subject, self.plan.split.test[0])
+
+    def design(self, spec: str):
+        from ..features import build_design
+
+        r = self.routed[spec]
+        return build_design(self.ctx, r.build_spec, list(self.plan.split.stories),
+                            params=dict(r.params), delays=self.exp.features.delays)
+
+    def key(self, spec: str) -> tuple[str, bool]:
+        """The resume key of ``spec`` and whether a finished result with it is in ``out``."""
+        r = self.routed[spec]
+        key = content_key("gim_brain.experiment.fit", self.shared, spec, r.build_spec,
+                          r.per_space, self.fingerprint)
+        self.entries[spec] = {"fit_key": key, "build_spec": r.build_spec}
+        old = self.previous.get(spec, {})
+        done = (old.get("fit_key") == key
+                and (self.plan.out / old.get("result", "-") / "result.json").is_file())
+        return key, done
+
+    def spec_error(self, spec: str, exc: BaseException) -> ExperimentError:
+        done = (f"; SPECs fitted so far are in {self.plan.out / 'summary.json'}"
+                if self.results else "")
+        return ExperimentError(f"SPEC {spec!r} (subject {self.plan.subject}): {exc}{done}")
+
+    def write(self, save: list[str], budget: int, scheduler: str) -> None:
+        from ..encoding import write_run
+        from ..encoding.chunking import peak_rss_bytes
+
+        rows = subject_table(self.plan.subject, self.results)
+        peak = peak_rss_bytes()
+        resources = {"scheduler": scheduler, "memory_budget_bytes": budget,
+                     "memory_budget": self.exp.encoding.memory_budget,
+                     "peak_rss_bytes": peak, "peak_rss_gb": peak / 1e9,
+                     "chunks": {s: [c if c is None else list(c) for c in v]
+                                for s, v in self.chunks.items()}}
+        if self.worker_rss:
+            resources["worker_peak_rss_bytes"] = max(self.worker_rss)
+        write_run(self.plan.out, self.results, subject=self.plan.subject,
+                  test_stories=self.plan.split.test, targets=self.plan.targets,
+                  parameters=self.parameters, save=save, entries=self.entries,
+                  extra=dict(self.extra, per_subject=rows, cross_subject=cross_subject_table(rows),
+                             resources=resources))
+
+
+#: Errors of one SPEC that stop the run with a message naming the SPEC.
+def _spec_errors():
     from ..features.registry import FeatureParameterError, UnknownFeatureSpaceError
     from ..lm import LanguageModelNotFoundError
-    from .fit import fit_feature_set
 
-    split, subject = plan.split, plan.subject
-    stories = split.stories
-    fingerprint = data_fingerprint(ds, subject, stories)
-    Y = preprocess_responses({s: ds.load_responses(subject, s) for s in stories},
-                             exp.responses.preprocess)
-    ctx = SpaceContext(ds, subject=subject, progress=exp.outputs.progress,
-                       lm_model=exp.features.model, device=exp.features.device,
-                       train_stories=list(split.train))
-    parameters = dict(exp.fit_parameters(), subject=subject, train_stories=list(split.train),
-                      test_stories=list(split.test),
-                      test_stories_without_data=list(split.test_without_data))
-    extra = {
-        "experiment": exp.to_dict(),
-        "response_preprocessing": {"method": exp.responses.preprocess, "per_story": True,
-                                   "when": "before fitting, on every story of the split"},
-        "data_fingerprint": fingerprint,
-        "n_folds": {"requested": exp.encoding.n_folds,
-                    "used": min(exp.encoding.n_folds, len(split.train))},
-        "feature_params": {spec: r.per_space for spec, r in routed.items()},
-    }
-    # a result depends on its own SPEC and parameters, not on the other SPECs of the run
-    shared = json.loads(json.dumps(parameters, default=str))
-    shared["features"] = {k: v for k, v in shared["features"].items() if k not in ("sets", "params")}
-    previous = _previous(plan.out) if exp.outputs.resume else {}
-    results: dict[str, Any] = {}
-    entries: dict[str, dict] = {}
+    return (FeatureParameterError, UnknownFeatureSpaceError, LanguageModelNotFoundError,
+            ValueError)
+
+
+def _log_result(log, subject: str, spec: str, res, seconds: float) -> None:
+    n_chunks = len(res.provenance.get("chunks", [None]))
+    chunks = f", {n_chunks} voxel chunks" if n_chunks > 1 else ""
+    log(f"{subject} {spec}: mean r {res.mean_r():.4f}, top-10% {res.top10_mean_r():.4f} "
+        f"({res.provenance['n_features']} features{chunks}, {seconds:.0f} s)")
+
+
+def _fit_subject_serial(state: _Subject, run: ExperimentRun, log: Callable[[str], None],
+                        budget: int) -> list[dict]:
+    from ..encoding import EncodingResult
+    from ..encoding.chunking import merge_results
+    from .tasks import load_responses, run_fit_task
+
+    exp, plan = state.exp, state.plan
     options = _fit_options(exp)
     for spec in exp.features.sets:
-        r = routed[spec]
-        key = content_key("gim_brain.experiment.fit", shared, spec, r.build_spec, r.per_space,
-                          fingerprint)
-        entries[spec] = {"fit_key": key, "build_spec": r.build_spec}
-        old = previous.get(spec, {})
-        if old.get("fit_key") == key and (plan.out / old.get("result", "-") / "result.json").is_file():
-            results[spec] = EncodingResult.load(plan.out / old["result"])
-            run.reused.append((subject, spec))
-            log(f"{subject} {spec}: reused from {plan.out / old['result']}")
+        key, done = state.key(spec)
+        if done:
+            old = state.previous[spec]
+            state.results[spec] = EncodingResult.load(plan.out / old["result"])
+            run.reused.append((plan.subject, spec))
+            log(f"{plan.subject} {spec}: reused from {plan.out / old['result']}")
             save = []
         else:
             t0 = time.time()
             try:
-                results[spec] = fit_feature_set(ctx, r.build_spec, stories, Y, list(split.test),
-                                                params=r.params, delays=exp.features.delays,
-                                                feature_set=spec, **options)
-            except (FeatureParameterError, UnknownFeatureSpaceError, LanguageModelNotFoundError,
-                    ValueError) as exc:  # bad model/device, a story without words, ...
-                done = (f"; SPECs fitted so far are in {plan.out / 'summary.json'}"
-                        if results else "")
-                raise ExperimentError(f"SPEC {spec!r} (subject {subject}): {exc}{done}") from None
-            res = results[spec]
-            log(f"{subject} {spec}: mean r {res.mean_r():.4f}, top-10% {res.top10_mean_r():.4f} "
-                f"({res.provenance['n_features']} features, {time.time() - t0:.0f} s)")
+                design = state.design(spec)
+                chunks = _chunks(exp, state.ds, plan, design, state.n_targets(), budget)
+                state.chunks[spec] = chunks
+                parts = []
+                for chunk in chunks:
+                    if chunk is None:
+                        Y = state.responses()
+                    else:
+                        state._Y = None  # the chunks read only their own columns
+                        Y = load_responses(state.ds, plan.subject, plan.split.stories,
+                                           exp.responses.preprocess, chunk)
+                    parts.append(run_fit_task(state.task(spec, chunk, options), ds=state.ds,
+                                              responses=Y, design=design))
+                    del Y
+                del design
+                res = merge_results(parts, exp.encoding.fdr_alpha)
+            except ExperimentError:
+                raise
+            except _spec_errors() as exc:  # bad model/device, a story without words, ...
+                raise state.spec_error(spec, exc) from None
+            state.results[spec] = res
+            _log_result(log, plan.subject, spec, res, time.time() - t0)
             save = [spec]
-        rows = subject_table(subject, results)
-        write_run(plan.out, results, subject=subject, test_stories=split.test,
-                  targets=plan.targets, parameters=parameters, save=save, entries=entries,
-                  extra=dict(extra, per_subject=rows, cross_subject=cross_subject_table(rows)))
-    run.results[subject] = results
-    return subject_table(subject, results)
+        state.write(save, budget, exp.encoding.scheduler)
+    run.results[plan.subject] = state.results
+    return subject_table(plan.subject, state.results)
+
+
+def _fit_distributed(client, states: list[_Subject], run: ExperimentRun,
+                     log: Callable[[str], None], budget: int) -> list[dict]:
+    """Every subject x SPEC x chunk submitted at once; results written per subject, in order."""
+    from ..encoding import EncodingResult
+    from ..encoding.chunking import merge_results
+    from .distributed import TASK_RETRIES
+    from .tasks import run_fit_task
+
+    exp = states[0].exp
+    options = dict(_fit_options(exp), progress=False)
+    jobs: list[tuple[_Subject, str, list]] = []
+    for state in states:
+        for spec in exp.features.sets:
+            key, done = state.key(spec)
+            if done:
+                jobs.append((state, spec, []))
+                continue
+            try:
+                design = state.design(spec)  # features land in the cache the workers share
+                chunks = _chunks(exp, state.ds, state.plan, design, state.n_targets(), budget)
+            except ExperimentError:
+                raise
+            except _spec_errors() as exc:
+                raise state.spec_error(spec, exc) from None
+            del design
+            state.chunks[spec] = chunks
+            futures = [client.submit(run_fit_task, state.task(spec, c, options),
+                                     retries=TASK_RETRIES, pure=False,
+                                     key=f"gim-brain-fit-{state.plan.subject}-{spec}-"
+                                         f"{c[0] if c else 'all'}-{key[:12]}")
+                       for c in chunks]
+            jobs.append((state, spec, futures))
+    n_tasks = sum(len(f) for _, _, f in jobs)
+    n_workers = len(client.scheduler_info().get("workers", {}))
+    log(f"submitted {n_tasks} fit task(s) to {client.scheduler.address} "
+        f"({n_workers} worker(s))")
+    bar = None
+    if exp.outputs.progress and n_tasks:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_tasks, desc="dask fits", unit="task")
+        for _, _, futures in jobs:
+            for f in futures:
+                f.add_done_callback(lambda _f: bar.update(1))
+    t0 = time.time()
+    try:
+        for state, spec, futures in jobs:
+            plan = state.plan
+            if not futures:
+                old = state.previous[spec]
+                state.results[spec] = EncodingResult.load(plan.out / old["result"])
+                run.reused.append((plan.subject, spec))
+                log(f"{plan.subject} {spec}: reused from {plan.out / old['result']}")
+                save = []
+            else:
+                try:
+                    parts = [f.result() for f in futures]
+                except _spec_errors() as exc:
+                    raise state.spec_error(spec, exc) from None
+                state.worker_rss += [p.provenance.get("peak_rss_bytes", 0) for p in parts]
+                res = merge_results(parts, exp.encoding.fdr_alpha)
+                state.results[spec] = res
+                _log_result(log, plan.subject, spec, res, time.time() - t0)
+                save = [spec]
+            state.write(save, budget, exp.encoding.scheduler)
+    finally:
+        if bar is not None:
+            bar.close()
+    rows: list[dict] = []
+    for state in states:
+        run.results[state.plan.subject] = state.results
+        rows += subject_table(state.plan.subject, state.results)
+    return rows
 
 
 def _write_top(exp: Experiment, run: ExperimentRun, rows: list[dict]) -> dict:
@@ -307,6 +511,10 @@ def run_experiment(exp: Experiment, log: Callable[[str], None] | None = print) -
 
     log = log or (lambda line: None)
     exp.validate()
+    if "://" in exp.encoding.scheduler:
+        from .distributed import check_reachable
+
+        check_reachable(exp.encoding.scheduler)
     out = _check_out(exp)
     routed = route_params(exp.features.sets, exp.features.params)
     try:
@@ -322,10 +530,20 @@ def run_experiment(exp: Experiment, log: Callable[[str], None] | None = print) -
         from threadpoolctl import threadpool_limits
 
         limit = threadpool_limits(limits=exp.encoding.blas_threads)
+    budget = _budget(exp)
+    cluster = nullcontext()
+    if exp.encoding.scheduler != "serial":  # an unreachable scheduler fails before any work
+        from .distributed import dask_client
+
+        cluster = dask_client(exp.encoding.scheduler, exp.encoding.workers)
     rows: list[dict] = []
-    with run_lock(out), limit:
-        for plan in plans:
-            rows += _fit_subject(exp, ds, plan, routed, run, log)
+    with cluster as client, run_lock(out), limit:
+        states = [_Subject(exp, ds, plan, routed) for plan in plans]
+        if exp.encoding.scheduler == "serial":
+            for state in states:
+                rows += _fit_subject_serial(state, run, log, budget)
+        else:
+            rows = _fit_distributed(client, states, run, log, budget)
         if len(plans) > 1:
             run.summary = _write_top(exp, run, rows)
         if exp.outputs.report:
