@@ -146,7 +146,15 @@ def _kill_hook(path: Path) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _finish_atomic(tmp: str, path: Path) -> None:
+    # mkstemp creates 0600 files; give the result the mode a plain open() would (the user's umask)
+    os.chmod(tmp, 0o666 & ~_umask())
     _kill_hook(path)
     os.replace(tmp, path)
 

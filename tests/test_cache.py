@@ -38,3 +38,22 @@ def test_atomic_save_leaves_no_partial_file(tmp_path):
         atomic_save_npz(target, x=np.ones(2), y=lambda: 0)  # a lambda cannot be pickled
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    """Files written through a temporary file get the user's umask, not mkstemp's 0600."""
+    import os
+
+    from gim_brain._cache import atomic_save_npz, atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        a = atomic_write_bytes(tmp_path / "a.json", b"{}")
+        b = atomic_save_npz(tmp_path / "b.npz", x=np.zeros(3))
+        os.umask(0o077)
+        c = atomic_write_bytes(tmp_path / "c.json", b"{}")
+    finally:
+        os.umask(old)
+    assert (a.stat().st_mode & 0o777) == 0o644
+    assert (b.stat().st_mode & 0o777) == 0o644
+    assert (c.stat().st_mode & 0o777) == 0o600

@@ -133,6 +133,9 @@ def _convert_gguf(gguf: Path) -> Path:
         tokenizer.save_pretrained(tmp)
         sizes = {f.name: f.stat().st_size for f in sorted(tmp.iterdir()) if f.is_file()}
         (tmp / CONVERSION_RECORD).write_text(json.dumps({"gguf": str(gguf), "sizes": sizes}, indent=1))
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes it 0700; other users may share the cache
         try:
             os.rename(tmp, target)
         except OSError:  # another process finished first: keep its copy
