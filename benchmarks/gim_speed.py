@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gim_brain.gim import GIM, LMHiddenEmbedder, exact_matches, fuzzy_distributions
+from gim_brain.gim import LMHiddenEmbedder, exact_matches, fuzzy_distributions
 from gim_brain.gim.evaluate import context_windows
 from gim_brain.gim.reference import build_suffix_array
 

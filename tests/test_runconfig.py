@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gim_brain.experiment import Experiment, ExperimentError
+from gim_brain.experiment import Experiment
 from gim_brain.runconfig import RunConfigError, load_run_config
 
 

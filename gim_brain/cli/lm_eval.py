@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from .main import UsageError
+from .main import UsageError, read_text_file
 
 EPILOG = """example:
   gim-brain lm-eval --text story1.txt story2.txt --reference-corpus kjv.txt \\
@@ -63,15 +63,6 @@ def tokenizer_name(lm) -> str:
     return f"{base}-{content_key(sorted(vocab.items()))[:12]}"
 
 
-def _read(path: Path, what: str) -> str:
-    if not path.is_file():
-        raise UsageError(f"{what} {path} does not exist")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{what} {path} is not UTF-8 text ({exc})") from exc
-
-
 def reference_index_for(files, lm, progress: bool = True):
     """Build (or reuse from the cache) the suffix-array index of text ``files`` for ``lm``'s tokenizer."""
     import hashlib
@@ -82,7 +73,7 @@ def reference_index_for(files, lm, progress: bool = True):
     tok = tokenizer_name(lm)
     digests = []
     for f in files:
-        _read(Path(f), "reference corpus file")
+        read_text_file(Path(f), "reference corpus file")
         digests.append(hashlib.sha256(Path(f).read_bytes()).hexdigest())
     folder = cache_dir("gim-reference") / content_key("reference-index", tok, digests)
     if (folder / "header.json").is_file():
@@ -122,7 +113,7 @@ def run(args) -> int:
         raise UsageError(f"--tau must be >= 1, got {args.tau}")
     if not args.temperature > 0:
         raise UsageError(f"--temperature must be > 0, got {args.temperature}")
-    texts = [_read(Path(f), "--text file") for f in args.text]
+    texts = [read_text_file(Path(f), "--text file") for f in args.text]
     try:
         lm = load_lm(args.model, device=args.device)
     except (FileNotFoundError, ValueError) as exc:  # missing model path, unusable --device

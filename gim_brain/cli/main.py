@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from .. import __version__
 
@@ -27,6 +28,16 @@ COMMANDS: tuple[str, ...] = (
 
 class UsageError(Exception):
     """Bad user input detected by a subcommand: printed without a traceback, exit code 2."""
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """The UTF-8 text of a file named on the command line (``what`` names the flag in errors)."""
+    if not path.is_file():
+        raise UsageError(f"{what} {path} does not exist")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{what} {path} is not UTF-8 text ({exc})") from exc
 
 
 def build_parser() -> argparse.ArgumentParser:

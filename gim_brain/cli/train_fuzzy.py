@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .main import UsageError
+from .main import UsageError, read_text_file
 
 EPILOG = """examples:
   # quick size (<= 10 min on 2 CPU cores), LeBel training stories only
@@ -85,15 +85,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _read_text(path: Path, what: str) -> str:
-    if not path.is_file():
-        raise UsageError(f"{what} {path} does not exist")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{what} {path} is not UTF-8 text ({exc})") from exc
-
-
 def load_corpus(corpus, manifest=None, data_root=None) -> tuple[dict[str, str], dict]:
     """Texts to train on, ``{name: text}``, and a description of where they came from.
 
@@ -132,7 +123,7 @@ def load_corpus(corpus, manifest=None, data_root=None) -> tuple[dict[str, str], 
     elif data_root is not None:
         raise UsageError("--data-root needs --manifest")
     for f in corpus:
-        texts[f"file {f}"] = _read_text(Path(f), "--corpus file")
+        texts[f"file {f}"] = read_text_file(Path(f), "--corpus file")
         source["files"].append(str(f))
     if not texts:
         raise UsageError("give --corpus FILE... and/or --manifest M --data-root D")

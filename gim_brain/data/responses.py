@@ -159,6 +159,21 @@ def _read_text_table(path: Path, delimiter: str | None) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64)
 
 
+def _guarded(reader, path: Path, key, mask):
+    """``reader(path, key, mask)``, with any reader library's error on a damaged file turned
+    into a :class:`ResponseError` naming ``path``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"responses not found: {path}")
+    try:
+        return reader(path, key, mask)
+    except (ResponseError, FileNotFoundError):
+        raise
+    except Exception as exc:
+        if not _is_read_error(exc):
+            raise
+        raise _unreadable(path, exc) from None
+
+
 def read_responses(path: str | Path, key: str | None = None, mask: str | Path | None = None) -> np.ndarray:
     """Read one story's responses as float32 ``(n_rows, n_targets)``.
 
@@ -180,17 +195,7 @@ def read_responses(path: str | Path, key: str | None = None, mask: str | Path | 
         The file (or the mask) does not exist.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"responses not found: {path}")
-    try:
-        data = _read(path, key, mask)
-    except (ResponseError, FileNotFoundError):
-        raise
-    except Exception as exc:
-        if not _is_read_error(exc):
-            raise
-        raise _unreadable(path, exc) from None
-    return _as_2d(data, path)
+    return _as_2d(_guarded(_read, path, key, mask), path)
 
 
 def _check_nifti_size(path: Path, img) -> None:
@@ -253,16 +258,7 @@ def response_shape(path: str | Path, key: str | None = None, mask: str | Path | 
     Raises :class:`ResponseError` naming the file when it cannot be read (see :func:`read_responses`).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"responses not found: {path}")
-    try:
-        shape = _header_shape(path, key, mask)
-    except (ResponseError, FileNotFoundError):
-        raise
-    except Exception as exc:
-        if not _is_read_error(exc):
-            raise
-        raise _unreadable(path, exc) from None
+    shape = _guarded(_header_shape, path, key, mask)
     if len(shape) == 1:
         shape = (shape[0], 1)
     return (int(shape[0]), int(np.prod(shape[1:])))

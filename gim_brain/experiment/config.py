@@ -288,7 +288,7 @@ class Experiment:
                 self._fail("features.params", f"key {key!r} must be NAME or SPACE.NAME")
             if isinstance(value, (dict, list, tuple)) or value is None or (
                     isinstance(value, float) and not math.isfinite(value)):
-                self._fail(f"features.params", f"{key} must be a number, string or boolean, got "
+                self._fail("features.params", f"{key} must be a number, string or boolean, got "
                            f"{value!r}; for one space write SPACE.{key.split('.')[-1]} or put "
                            f"it in the SPEC: \"llm[{key.split('.')[-1]}=...]\"")
         spaces = {k.split(".", 1)[0] for k in ft.params if "." in k}

@@ -19,15 +19,18 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
 from .. import __version__
 from .._cache import atomic_write_bytes, content_key
 from .config import Experiment, ExperimentError
-from .data import data_fingerprint, open_dataset, preprocess_responses, resolve_subjects
+from .data import data_fingerprint, open_dataset, resolve_subjects
 from .params import RoutedSpec, check_delays, route_params
+
+if TYPE_CHECKING:
+    from .tasks import FitTask
 
 __all__ = ["run_experiment", "ExperimentRun", "RunLockedError", "run_lock", "LOCK_NAME",
            "subject_table", "cross_subject_table"]
@@ -303,6 +306,15 @@ class _Subject:
                 and (self.plan.out / old.get("result", "-") / "result.json").is_file())
         return key, done
 
+    def reuse(self, spec: str, run: "ExperimentRun", log: Callable[[str], None]) -> None:
+        """Take ``spec``'s finished result (same resume key) from the run directory."""
+        from ..encoding import EncodingResult
+
+        where = self.plan.out / self.previous[spec]["result"]
+        self.results[spec] = EncodingResult.load(where)
+        run.reused.append((self.plan.subject, spec))
+        log(f"{self.plan.subject} {spec}: reused from {where}")
+
     def spec_error(self, spec: str, exc: BaseException) -> ExperimentError:
         done = (f"; SPECs fitted so far are in {self.plan.out / 'summary.json'}"
                 if self.results else "")
@@ -346,7 +358,6 @@ def _log_result(log, subject: str, spec: str, res, seconds: float) -> None:
 
 def _fit_subject_serial(state: _Subject, run: ExperimentRun, log: Callable[[str], None],
                         budget: int) -> list[dict]:
-    from ..encoding import EncodingResult
     from ..encoding.chunking import merge_results
     from .tasks import load_responses, run_fit_task
 
@@ -355,10 +366,7 @@ def _fit_subject_serial(state: _Subject, run: ExperimentRun, log: Callable[[str]
     for spec in exp.features.sets:
         key, done = state.key(spec)
         if done:
-            old = state.previous[spec]
-            state.results[spec] = EncodingResult.load(plan.out / old["result"])
-            run.reused.append((plan.subject, spec))
-            log(f"{plan.subject} {spec}: reused from {plan.out / old['result']}")
+            state.reuse(spec, run, log)
             save = []
         else:
             t0 = time.time()
@@ -394,7 +402,6 @@ def _fit_subject_serial(state: _Subject, run: ExperimentRun, log: Callable[[str]
 def _fit_distributed(client, states: list[_Subject], run: ExperimentRun,
                      log: Callable[[str], None], budget: int) -> list[dict]:
     """Every subject x SPEC x chunk submitted at once; results written per subject, in order."""
-    from ..encoding import EncodingResult
     from ..encoding.chunking import merge_results
     from .distributed import TASK_RETRIES
     from .tasks import run_fit_task
@@ -440,10 +447,7 @@ def _fit_distributed(client, states: list[_Subject], run: ExperimentRun,
         for state, spec, futures in jobs:
             plan = state.plan
             if not futures:
-                old = state.previous[spec]
-                state.results[spec] = EncodingResult.load(plan.out / old["result"])
-                run.reused.append((plan.subject, spec))
-                log(f"{plan.subject} {spec}: reused from {plan.out / old['result']}")
+                state.reuse(spec, run, log)
                 save = []
             else:
                 try:

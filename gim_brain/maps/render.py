@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .._cache import atomic_save_npz, atomic_write_bytes
+from .._cache import atomic_write_bytes
 from .html import readable
 from .style import style_for
 from .values import SelectedValues, select_values
