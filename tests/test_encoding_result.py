@@ -122,3 +122,20 @@ def test_load_results_reads_only_what_the_summary_lists(tmp_path):
     shutil.rmtree(run / "results" / "a_plus_b")
     with pytest.raises(RunDirError, match="lists feature set 'a\\+b'"):
         load_results(run)
+
+
+def test_load_results_refuses_a_malformed_summary(tmp_path):
+    from gim_brain.encoding import load_results
+    from gim_brain.encoding.run import RunDirError
+
+    run = tmp_path / "RUN"
+    write_run(run, {"llm": _result("llm")}, subject="S", test_stories=["c"],
+              targets={"kind": "components", "reason": "PCs"}, parameters={})
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps(dict(summary, feature_sets=["llm"])))
+    with pytest.raises(RunDirError, match="'feature_sets' must map"):
+        load_results(run)
+    outside = dict(summary["feature_sets"]["llm"], result="../../elsewhere")
+    (run / "summary.json").write_text(json.dumps(dict(summary, feature_sets={"llm": outside})))
+    with pytest.raises(RunDirError, match="outside the run directory"):
+        load_results(run)

@@ -305,3 +305,20 @@ def test_dataset_split_and_targets_are_decided_in_one_place(tmp_path):
     (tmp_path / "data" / "derivative" / "pycortex-db" / "S1").mkdir(parents=True)
     assert ds.targets("S1") == {"kind": "pycortex_db", "subject": "S1",
                                 "db": str(tmp_path / "data" / "derivative" / "pycortex-db")}
+
+
+def test_resume_key_sees_a_file_rewritten_in_place(tmp_path):
+    """A parameter naming a file (e.g. a retrained fuzzy_checkpoint) keys the fit by its content
+    stamp, so `--resume` never reuses a fit made with the old file."""
+    import os
+
+    from gim_brain.experiment.runner import _named_files
+
+    ckpt = tmp_path / "best.pt"
+    ckpt.write_bytes(b"old weights")
+    params = {"gim-stats": {"fuzzy_checkpoint": str(ckpt), "tau": 4}, "llm": {"layer": "15"}}
+    before = _named_files(params)
+    assert [p for p, *_ in before] == [str(ckpt.resolve())]
+    ckpt.write_bytes(b"new weights, retrained")
+    os.utime(ckpt, ns=(1, 2))
+    assert _named_files(params) != before

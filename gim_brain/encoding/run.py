@@ -169,8 +169,14 @@ def load_results(run_dir: str | Path) -> dict[str, EncodingResult]:
     out = {}
     if (run_dir / "summary.json").is_file():
         listed = read_summary(run_dir).get("feature_sets", {})
+        if not isinstance(listed, Mapping) or not all(isinstance(e, Mapping) for e in listed.values()):
+            raise RunDirError(f"{run_dir / 'summary.json'}: 'feature_sets' must map each SPEC to "
+                              f"its entry (a table), got {type(listed).__name__}")
         for spec, entry in listed.items():
             sub = run_dir / str(entry.get("result", f"results/{slugify(spec)}"))
+            if not sub.resolve().is_relative_to(run_dir.resolve()):
+                raise RunDirError(f"{run_dir / 'summary.json'} puts feature set {spec!r} at {sub}, "
+                                  f"outside the run directory")
             if not (sub / "result.json").is_file():
                 raise RunDirError(f"{run_dir / 'summary.json'} lists feature set {spec!r} at {sub}, "
                                   f"which holds no result.json")

@@ -196,11 +196,43 @@ def _previous(out: Path) -> dict:
         return {}
 
 
-def _budget(exp: Experiment) -> int:
+def _named_files(params: Any) -> list:
+    """``[path, size, mtime_ns]`` of every existing file a parameter value names (e.g.
+    ``fuzzy_checkpoint``), so that a file rewritten in place changes the resume key."""
+    found: list = []
+    if isinstance(params, dict):
+        for v in params.values():
+            found += _named_files(v)
+    elif isinstance(params, (list, tuple)):
+        for v in params:
+            found += _named_files(v)
+    elif isinstance(params, str) and params and len(params) < 4096:
+        try:
+            path = Path(params).expanduser()
+            if path.is_file():
+                st = path.stat()
+                found.append([str(path.resolve()), st.st_size, st.st_mtime_ns])
+        except (OSError, ValueError):
+            pass
+    return found
+
+
+def _budget(exp: Experiment, client=None) -> int:
+    """Bytes one fit task may use: ``--memory-budget``, else a share of the free memory.
+
+    On Dask the default is 60 % of the smallest worker's memory limit (workers run tasks at
+    once, each within its own limit), not of this machine's free memory.
+    """
     from ..encoding.chunking import default_memory_budget, parse_bytes
 
     if exp.encoding.memory_budget:
         return parse_bytes(exp.encoding.memory_budget)
+    if client is not None:
+        limits = [w.get("memory_limit") or 0
+                  for w in client.scheduler_info().get("workers", {}).values()]
+        limits = [int(x) for x in limits if x]
+        if limits:
+            return int(0.6 * min(limits))
     return default_memory_budget()
 
 
@@ -299,7 +331,7 @@ class _Subject:
         """The resume key of ``spec`` and whether a finished result with it is in ``out``."""
         r = self.routed[spec]
         key = content_key("gim_brain.experiment.fit", self.shared, spec, r.build_spec,
-                          r.per_space, self.fingerprint)
+                          r.per_space, self.fingerprint, _named_files(r.per_space))
         self.entries[spec] = {"fit_key": key, "build_spec": r.build_spec}
         old = self.previous.get(spec, {})
         done = (old.get("fit_key") == key
@@ -315,10 +347,12 @@ class _Subject:
         run.reused.append((self.plan.subject, spec))
         log(f"{self.plan.subject} {spec}: reused from {where}")
 
-    def spec_error(self, spec: str, exc: BaseException) -> ExperimentError:
-        done = (f"; SPECs fitted so far are in {self.plan.out / 'summary.json'}"
+    def done_note(self) -> str:
+        return (f"; SPECs fitted so far are in {self.plan.out / 'summary.json'}"
                 if self.results else "")
-        return ExperimentError(f"SPEC {spec!r} (subject {self.plan.subject}): {exc}{done}")
+
+    def spec_error(self, spec: str, exc: BaseException) -> ExperimentError:
+        return ExperimentError(f"SPEC {spec!r} (subject {self.plan.subject}): {exc}{self.done_note()}")
 
     def write(self, save: list[str], budget: int, scheduler: str) -> None:
         from ..encoding import write_run
@@ -454,6 +488,15 @@ def _fit_distributed(client, states: list[_Subject], run: ExperimentRun,
                     parts = [f.result() for f in futures]
                 except _spec_errors() as exc:
                     raise state.spec_error(spec, exc) from None
+                except Exception as exc:  # KilledWorker, CancelledError, a lost scheduler, ...
+                    if type(exc).__module__.split(".")[0] not in ("distributed", "concurrent",
+                                                                  "asyncio"):
+                        raise
+                    raise ExperimentError(
+                        f"SPEC {spec!r} (subject {plan.subject}): the Dask cluster did not "
+                        f"finish its fit tasks ({type(exc).__name__}: {exc}); workers that run "
+                        f"out of memory are killed: give a smaller --memory-budget (now "
+                        f"{budget} bytes per task){state.done_note()}") from None
                 state.worker_rss += [p.provenance.get("peak_rss_bytes", 0) for p in parts]
                 res = merge_results(parts, exp.encoding.fdr_alpha)
                 state.results[spec] = res
@@ -534,7 +577,6 @@ def run_experiment(exp: Experiment, log: Callable[[str], None] | None = print) -
         from threadpoolctl import threadpool_limits
 
         limit = threadpool_limits(limits=exp.encoding.blas_threads)
-    budget = _budget(exp)
     cluster = nullcontext()
     if exp.encoding.scheduler != "serial":  # an unreachable scheduler fails before any work
         from .distributed import dask_client
@@ -542,6 +584,7 @@ def run_experiment(exp: Experiment, log: Callable[[str], None] | None = print) -
         cluster = dask_client(exp.encoding.scheduler, exp.encoding.workers)
     rows: list[dict] = []
     with cluster as client, run_lock(out), limit:
+        budget = _budget(exp, client)
         states = [_Subject(exp, ds, plan, routed) for plan in plans]
         if exp.encoding.scheduler == "serial":
             for state in states:

@@ -318,7 +318,7 @@ def render_run(run_dir: str | Path, out_dir: str | Path, kinds=None, value: str 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist")
-    if not (run_dir / "targets.json").is_file() and (run_dir / "summary.json").is_file():
+    if (run_dir / "summary.json").is_file():  # before targets.json, which an older fit may have left
         summary = read_summary(run_dir)
         if isinstance(summary.get("runs"), dict):  # several subjects
             written: dict[str, list[Path]] = {}
