@@ -455,3 +455,19 @@ def test_demo_refuses_a_data_root_that_holds_other_files(tmp_path):
     assert "--data-root" in proc.err and "not a demo folder" in proc.err
     for path, text in mine.items():
         assert path.read_text() == text
+
+
+@pytest.mark.parametrize("edit, needles", [
+    (("tr = 2.0", "tr = 1e-9"), ("timing.tr", "1e-09")),
+    (("audio_start = 10.0", "audio_start = 1e6"), ("audio",)),
+])
+def test_fit_refuses_what_check_calls_unusable(tiny, tmp_path, edit, needles):
+    """`fit` runs the same checks as `datasets check` first: impossible timing exits 1 before
+    anything is fitted, and --out gets no results."""
+    tiny.edit_manifest(*edit)
+    out = tmp_path / "run"
+    r = gim_brain(["fit", *tiny.args("--subject", "UTS03", "--features", "wordrate", "--n-folds", "2",
+                                     "--n-permutations", "0", "--out", str(out), "--no-progress")],
+                  tiny.cache, cwd=tiny.base)
+    _assert_clean(r, 1, ("not usable", *needles))
+    assert not (out / "results").exists()
