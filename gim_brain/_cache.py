@@ -27,7 +27,7 @@ import numpy as np
 from . import __version__
 
 __all__ = ["cache_dir", "content_key", "atomic_write_bytes", "atomic_save_npz", "NpzCache",
-           "clean_stale_temp", "cache_notice", "KILL_HOOK_ENV"]
+           "clean_stale_temp", "cache_notice", "KILL_HOOK_ENV", "file_digest"]
 
 
 def cache_dir(sub: str = "") -> Path:
@@ -62,6 +62,15 @@ def _feed(h: "hashlib._Hash", obj: Any) -> None:
         _feed(h, obj.item())
     else:
         raise TypeError(f"cannot build a cache key from an object of type {type(obj).__name__}")
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def content_key(*parts: Any, version: str = __version__) -> str:

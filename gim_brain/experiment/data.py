@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .. import __version__
+from .._cache import file_digest
 from .config import DATA_ROOT_ENV, Experiment, ExperimentError
 
 __all__ = ["open_dataset", "resolve_subjects", "preprocess_responses", "data_fingerprint"]
@@ -75,14 +76,6 @@ def preprocess_responses(Y_by_story: Mapping[str, np.ndarray], method: str) -> d
     return out
 
 
-def _digest_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def data_fingerprint(ds, subject: str, stories: Sequence[str]) -> dict:
     """What the fitted numbers of ``subject`` depend on besides the parameters.
 
@@ -108,7 +101,7 @@ def data_fingerprint(ds, subject: str, stories: Sequence[str]) -> dict:
     h = hashlib.sha256()
     h.update(f"gim-brain {__version__}\n".encode())
     if ds.manifest_path is not None and Path(ds.manifest_path).is_file():
-        h.update(f"manifest {_digest_file(Path(ds.manifest_path))}\n".encode())
+        h.update(f"manifest {file_digest(Path(ds.manifest_path))}\n".encode())
     h.update(repr(sorted(ds.manifest.items(), key=str)).encode())
     n = 0
     for path in files:

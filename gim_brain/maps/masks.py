@@ -18,7 +18,6 @@ inputs when the filestore is read-only.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Callable
 import nibabel as nib
 import numpy as np
 
-from .._cache import atomic_write_bytes, cache_dir, content_key
+from .._cache import atomic_write_bytes, cache_dir, content_key, file_digest
 
 __all__ = ["MASK_TYPES", "MASK_DISTANCES_MM", "voxel_distances", "cortical_mask",
            "mask_to_img", "folder_is_writable", "find_or_build_mask"]
@@ -123,14 +122,6 @@ def folder_is_writable(folder: str | Path) -> bool:
     return bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) and os.access(folder, os.W_OK)
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def find_or_build_mask(xfm_dir: Path, kind: str, reference: nib.Nifti1Image | None,
                        surface_files: list[Path],
                        load_surfaces: Callable[[], tuple[np.ndarray, np.ndarray | None]],
@@ -176,7 +167,7 @@ def find_or_build_mask(xfm_dir: Path, kind: str, reference: nib.Nifti1Image | No
             f"reference.nii.gz giving its functional grid")
     key = content_key("pycortex-mask", kind, np.asarray(coord, float),
                       [int(n) for n in reference.shape[:3]], np.asarray(reference.affine, float),
-                      [_file_digest(p) for p in surface_files])
+                      [file_digest(p) for p in surface_files])
     cached = cache_dir("pycortex-masks") / key / f"mask_{kind}.nii.gz"
     if not folder_is_writable(xfm_dir) and cached.is_file():
         return cached, "cache"
