@@ -29,7 +29,8 @@ from typing import Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.decomposition import PCA
+
+from ..data.response_pca import ResponsePCA
 
 __all__ = [
     "match_by_similarity", "match_by_ngram", "combine_exact_fuzzy", "match_random",
@@ -276,13 +277,12 @@ class ResponseInduction(BaseEstimator):
 
     def fit(self, train_responses: Sequence[np.ndarray], y=None):
         """Fit the PCA on the TRAINING stories' responses only (list of (n_rows_i, n_targets))."""
-        train = [np.asarray(r, dtype=np.float32) for r in train_responses]
+        train = list(train_responses)  # never stacked: the PCA walks the stories one by one
         if not train:
             raise ValueError("the response PCA needs at least one training story")
-        stacked = np.concatenate(train, axis=0)
-        k = min(int(self.n_components), stacked.shape[1], stacked.shape[0])
-        self.pca_ = PCA(n_components=k, whiten=self.whiten, svd_solver="full").fit(stacked)
-        self.n_components_ = k
+        self.pca_ = ResponsePCA(n_components=int(self.n_components), whiten=self.whiten,
+                                seed=0).fit(train)
+        self.n_components_ = self.pca_.n_components_
         return self
 
     def project(self, responses: np.ndarray) -> np.ndarray:
