@@ -92,7 +92,7 @@ def demo(tmp_path_factory):
 def test_experiment_chunked_by_budget_equals_unchunked(demo, tmp_path):
     from gim_brain.encoding import EncodingResult
 
-    p = run_cli(fit_cmd(demo, tmp_path / "whole"), demo)
+    p = run_cli(fit_cmd(demo, tmp_path / "whole", "--keep-weights"), demo)
     assert p.returncode == 0, p.stderr
     summary = json.loads((tmp_path / "whole" / "summary.json").read_text())
     res = summary["resources"]
@@ -100,11 +100,12 @@ def test_experiment_chunked_by_budget_equals_unchunked(demo, tmp_path):
     whole = EncodingResult.load(tmp_path / "whole" / summary["feature_sets"]["wordrate"]["result"])
     shapes = whole.provenance["shapes"]
     model = fit_memory(shapes["n_train_rows"], shapes["n_test_rows"], shapes["n_features"][0],
-                       7, 2)
+                       7, 2, keep_weights=True)
     n = whole.n_targets
     size = max(n // 3, 1)
     budget = model.fixed + size * (model.held_per_target + model.work_per_target)
-    p = run_cli(fit_cmd(demo, tmp_path / "chunked", "--memory-budget", str(budget)), demo)
+    p = run_cli(fit_cmd(demo, tmp_path / "chunked", "--memory-budget", str(budget),
+                        "--keep-weights"), demo)
     assert p.returncode == 0, p.stderr
     assert "voxel chunks" in p.stdout
     summary = json.loads((tmp_path / "chunked" / "summary.json").read_text())
@@ -117,6 +118,18 @@ def test_experiment_chunked_by_budget_equals_unchunked(demo, tmp_path):
     np.testing.assert_allclose(chunked.scores["r"], whole.scores["r"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(chunked.pvalues, whole.pvalues, atol=1e-12)
     np.testing.assert_allclose(chunked.qvalues, whole.qvalues, atol=1e-12)
+    # weights and predictions: the chunks' columns written into one preallocated .npy each;
+    # the same files (names, headers, shapes) as the unchunked run's, read back as memmaps
+    folder = {k: tmp_path / k / "results" / "wordrate" for k in ("whole", "chunked")}
+    for name in ("weights", "predictions"):
+        a, b = (folder[k] / f"{name}.npy" for k in ("whole", "chunked"))
+        assert a.stat().st_size == b.stat().st_size
+        assert a.read_bytes()[:128] == b.read_bytes()[:128]  # the .npy header
+        got, want = getattr(chunked, name), getattr(whole, name)
+        assert isinstance(got, np.memmap) and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * np.abs(want).max())
+    assert sorted(p.name for p in folder["chunked"].iterdir()) == sorted(
+        p.name for p in folder["whole"].iterdir())
 
 
 def test_cli_budget_too_small_or_malformed_is_a_usage_error(demo, tmp_path):

@@ -34,7 +34,8 @@ def _result(spec="llm", n=30, banded=False, seed=0):
 def test_save_load_round_trip(tmp_path):
     res = _result("a,b", banded=True)
     res.save(tmp_path / "r")
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["arrays.npz", "result.json"]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["arrays.npz", "predictions.npy",
+                                                                  "result.json"]
     back = EncodingResult.load(tmp_path / "r")
     assert back.feature_set == "a,b" and back.spaces == ["a", "b"]
     for key in ("r", "r2"):

@@ -6,7 +6,9 @@ target: the responses held (train and test rows), the outputs (test predictions,
 kept, the score table) and the working set of one target batch of the fast path. A chunk is as
 many targets as fit in the budget; targets are independent, so the fit of every chunk gives the
 numbers of the fit of all targets at once (only the Benjamini–Hochberg q-values, which depend on
-every p-value, are recomputed after merging).
+every p-value, are recomputed after merging). :class:`ChunksOnDisk` merges chunks with their
+weights and predictions written straight into the result folder's ``.npy`` files, so a subject's
+weights are never all in memory.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 __all__ = ["MemoryBudgetError", "MemoryModel", "parse_bytes", "format_bytes",
            "default_memory_budget", "fit_memory", "chunk_size", "target_chunks",
-           "merge_results", "peak_rss_bytes"]
+           "merge_results", "ChunksOnDisk", "peak_rss_bytes"]
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
           "gb": 1000**3, "t": 1000**4, "tb": 1000**4, "kib": 1024, "mib": 1024**2,
@@ -229,6 +231,76 @@ def merge_results(parts: Sequence, fdr_alpha: float | None = None):
         noise_ceiling=nc, weights=_cat([p.weights for p in parts], axis=1),
         predictions=_cat([p.predictions for p in parts], axis=1),
         splits=dict(first.splits), provenance=prov)
+
+
+class ChunksOnDisk:
+    """Chunk results of one SPEC merged with their weights / predictions assembled on disk.
+
+    Each chunk's columns go into ``folder/weights.npy`` and ``folder/predictions.npy``
+    (preallocated, see :class:`~gim_brain.encoding.ondisk.ColumnsOnDisk`) as the chunk arrives,
+    and leave memory; :meth:`merge` returns the merged result whose ``weights`` and
+    ``predictions`` are read-only memmaps of those files. :meth:`EncodingResult.save` into
+    ``folder`` then leaves them as they are.
+
+    Parameters
+    ----------
+    folder : path
+        The result folder the run saves this SPEC into (``RUN/results/<slug>``).
+    n_targets : int
+        Targets of all chunks together.
+    """
+
+    def __init__(self, folder, n_targets: int):
+        from pathlib import Path
+
+        self.folder = Path(folder)
+        self.n_targets = int(n_targets)
+        self._writers: dict = {}
+        self._names: tuple[str, ...] | None = None
+
+    def add(self, part, start: int):
+        """Write ``part``'s weights / predictions at target column ``start``; return ``part``
+        without them (its other arrays are small: one value or row per target)."""
+        from .ondisk import ColumnsOnDisk
+        from .result import FILE_ARRAYS
+
+        names = tuple(n for n in FILE_ARRAYS if getattr(part, n) is not None)
+        if self._names is None:
+            self._names = names
+            for n in names:
+                rows = np.shape(getattr(part, n))[0]
+                self._writers[n] = ColumnsOnDisk(self.folder / f"{n}.npy",
+                                                 (rows, self.n_targets))
+        elif names != self._names:
+            self.abort()
+            raise ValueError(f"chunk at target {start} has {list(names)}, the first chunk had "
+                             f"{list(self._names)}")
+        try:
+            for n in names:
+                self._writers[n].write(int(start), getattr(part, n))
+                setattr(part, n, None)
+        except BaseException:
+            self.abort()
+            raise
+        return part
+
+    def merge(self, parts: Sequence, fdr_alpha: float | None = None):
+        """:func:`merge_results` of the parts given to :meth:`add`, with the on-disk arrays."""
+        try:
+            merged = merge_results(parts, fdr_alpha)
+            for n, writer in self._writers.items():
+                setattr(merged, n, writer.finish())
+        except BaseException:
+            self.abort()
+            raise
+        self._writers = {}
+        return merged
+
+    def abort(self) -> None:
+        """Remove the unfinished files (a failed fit leaves no partial weights behind)."""
+        for writer in self._writers.values():
+            writer.abort()
+        self._writers = {}
 
 
 def peak_rss_bytes() -> int:

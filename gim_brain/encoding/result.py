@@ -1,8 +1,11 @@
 """``EncodingResult``: what one fitted encoding model records, saved atomically as npz + JSON.
 
-A saved result is a folder with ``arrays.npz`` (all arrays) and ``result.json`` (names, splits,
-provenance, and the list of arrays). The npz is written first and the JSON last, both through a
-temporary file and a rename, so a folder with a ``result.json`` is always complete.
+A saved result is a folder with ``arrays.npz`` (the per-target scores, alphas, p-values, ...),
+``weights.npy`` and ``predictions.npy`` when the result has them (the large arrays, each its own
+file, read back as memmaps; see :mod:`gim_brain.encoding.ondisk`), and ``result.json`` (names,
+splits, provenance, and the list of arrays and files). The arrays are written first and the JSON
+last, each through a temporary file and a rename, so a folder with a ``result.json`` is always
+complete. Format 1 (weights and predictions inside ``arrays.npz``) is still read.
 """
 
 from __future__ import annotations
@@ -16,12 +19,17 @@ from typing import Any
 import numpy as np
 
 from .._cache import atomic_save_npz, atomic_write_bytes
+from .ondisk import load_npy, save_npy
 
 __all__ = ["EncodingResult", "FORMAT_VERSION", "top_fraction_mean"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 _JSON = "result.json"
 _NPZ = "arrays.npz"
+#: Arrays saved as their own ``<name>.npy`` (the ones that grow with features x targets or
+#: test rows x targets), read back as memmaps.
+FILE_ARRAYS = ("weights", "predictions")
 
 
 def top_fraction_mean(values: np.ndarray, fraction: float = 0.1) -> float:
@@ -66,9 +74,10 @@ class EncodingResult:
     noise_ceiling : dict name -> float32 (n_targets,)
         Where test repeats were given: ``explainable_variance``, ``cc_max``, ``r_normalized``.
     weights : float32 (n_features, n_targets) or None
+        In memory, or a read-only memmap of ``weights.npy`` (a loaded or disk-assembled result).
     predictions : float32 (n_test_rows, n_targets) or None
         Held-out predictions on the test stories (concatenated in ``splits["test_stories"]``
-        order; row counts in ``splits["test_rows"]``).
+        order; row counts in ``splits["test_rows"]``); in memory or a memmap like ``weights``.
     splits : dict
         ``train_stories``, ``test_stories``, ``test_rows``, ``folds`` (list of validation-story
         lists).
@@ -128,8 +137,7 @@ class EncodingResult:
         arrays: dict[str, np.ndarray] = {"alphas": np.asarray(self.alphas)}
         for name, value in self.scores.items():
             arrays[f"scores/{name}"] = np.asarray(value)
-        for name in ("pvalues", "qvalues", "cv_scores", "shared_variance", "deltas", "weights",
-                     "predictions"):
+        for name in ("pvalues", "qvalues", "cv_scores", "shared_variance", "deltas"):
             value = getattr(self, name)
             if value is not None:
                 arrays[name] = np.asarray(value)
@@ -139,22 +147,33 @@ class EncodingResult:
         return arrays
 
     def save(self, folder: str | Path) -> Path:
-        """Write ``folder/arrays.npz`` then ``folder/result.json`` (each atomically); return folder."""
+        """Write ``folder/arrays.npz``, ``weights.npy`` / ``predictions.npy`` (when present; a
+        memmap of that very file is left as it is), then ``folder/result.json``, each
+        atomically; return folder."""
         folder = Path(folder)
         arrays = self._arrays()
         keys = sorted(arrays)
         npz_arrays = {f"a{i}": arrays[k] for i, k in enumerate(keys)}
         atomic_save_npz(folder / _NPZ, **npz_arrays)
+        files = {}
+        for name in FILE_ARRAYS:
+            value = getattr(self, name)
+            if value is not None:
+                save_npy(folder / f"{name}.npy", value)
+                files[name] = f"{name}.npy"
         meta = {
             "format_version": FORMAT_VERSION,
             "feature_set": self.feature_set,
             "spaces": list(self.spaces),
             "arrays": {k: f"a{i}" for i, k in enumerate(keys)},
+            "files": files,
             "splits": _jsonable(self.splits),
             "provenance": _jsonable(self.provenance),
             "summary": _jsonable(self.summary()),
         }
         atomic_write_bytes(folder / _JSON, json.dumps(meta, indent=2, allow_nan=False).encode())
+        for name in set(FILE_ARRAYS) - set(files):  # left by an earlier result in this folder
+            (folder / f"{name}.npy").unlink(missing_ok=True)
         return folder
 
     @classmethod
@@ -177,7 +196,7 @@ class EncodingResult:
             meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError as exc:
             raise ValueError(f"{meta_path} is not valid JSON: {exc}") from None
-        if meta.get("format_version") != FORMAT_VERSION or "arrays" not in meta:
+        if meta.get("format_version") not in _READABLE_VERSIONS or "arrays" not in meta:
             raise ValueError(f"{meta_path}: unknown EncodingResult format "
                              f"{meta.get('format_version')!r} (expected {FORMAT_VERSION})")
         try:
@@ -187,6 +206,15 @@ class EncodingResult:
             first = str(exc).splitlines()[0] if str(exc) else ""
             raise ValueError(f"{npz_path}: cannot read the saved arrays (truncated or damaged?): "
                              f"{type(exc).__name__}: {first}") from None
+        files = meta.get("files") or {}
+        if not isinstance(files, dict) or not set(files) <= set(FILE_ARRAYS):
+            raise ValueError(f"{meta_path}: 'files' must map some of {list(FILE_ARRAYS)} to "
+                             f"file names, got {files!r}")
+        for name, file in files.items():
+            path = folder / str(file)
+            if path.parent != folder:
+                raise ValueError(f"{meta_path}: file {file!r} of {name!r} is outside {folder}")
+            arrays[name] = load_npy(path)
         try:
             groups: dict[str, dict[str, np.ndarray]] = {"scores": {}, "split_scores": {},
                                                         "unique_variance": {}, "noise_ceiling": {}}

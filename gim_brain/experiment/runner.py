@@ -324,8 +324,14 @@ class _Subject:
         from ..features import build_design
 
         r = self.routed[spec]
-        return build_design(self.ctx, r.build_spec, list(self.plan.split.stories),
-                            params=dict(r.params), delays=self.exp.features.delays)
+        design = build_design(self.ctx, r.build_spec, list(self.plan.split.stories),
+                              params=dict(r.params), delays=self.exp.features.delays)
+        # the response-derived spaces (induction, ar-control) keep every story's full responses
+        # in the context (10 GB float32 for a 95k-voxel subject): drop them before the fit; the
+        # fitted response PCA stays memoised, and a later SPEC reads stories again as needed
+        for k in [k for k in self.ctx.memo if isinstance(k, tuple) and k[:1] == ("responses",)]:
+            del self.ctx.memo[k]
+        return design
 
     def key(self, spec: str) -> tuple[str, bool]:
         """The resume key of ``spec`` and whether a finished result with it is in ``out``."""
@@ -390,9 +396,39 @@ def _log_result(log, subject: str, spec: str, res, seconds: float) -> None:
         f"({res.provenance['n_features']} features{chunks}, {seconds:.0f} s)")
 
 
+class _Merger:
+    """The chunk results of one SPEC, merged as they arrive: with more than one chunk their
+    weights / predictions go straight into ``RUN/results/<slug>/*.npy`` (never all in memory);
+    a failure inside ``with`` leaves no partial file."""
+
+    def __init__(self, plan: _Plan, spec: str, chunks: list, n_targets: int):
+        from ..encoding import slugify
+        from ..encoding.chunking import ChunksOnDisk
+
+        self.parts: list = []
+        self.on_disk = (ChunksOnDisk(plan.out / "results" / slugify(spec), n_targets)
+                        if len(chunks) > 1 else None)
+
+    def add(self, part, chunk) -> None:
+        self.parts.append(part if self.on_disk is None else self.on_disk.add(part, chunk[0]))
+
+    def merge(self, fdr_alpha: float):
+        from ..encoding.chunking import merge_results
+
+        if self.on_disk is None:
+            return merge_results(self.parts, fdr_alpha)
+        return self.on_disk.merge(self.parts, fdr_alpha)
+
+    def __enter__(self) -> "_Merger":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and self.on_disk is not None:
+            self.on_disk.abort()
+
+
 def _fit_subject_serial(state: _Subject, run: ExperimentRun, log: Callable[[str], None],
                         budget: int) -> list[dict]:
-    from ..encoding.chunking import merge_results
     from .tasks import load_responses, run_fit_task
 
     exp, plan = state.exp, state.plan
@@ -406,21 +442,23 @@ def _fit_subject_serial(state: _Subject, run: ExperimentRun, log: Callable[[str]
             t0 = time.time()
             try:
                 design = state.design(spec)
-                chunks = _chunks(exp, state.ds, plan, design, state.n_targets(), budget)
+                n_targets = state.n_targets()
+                chunks = _chunks(exp, state.ds, plan, design, n_targets, budget)
                 state.chunks[spec] = chunks
-                parts = []
-                for chunk in chunks:
-                    if chunk is None:
-                        Y = state.responses()
-                    else:
-                        state._Y = None  # the chunks read only their own columns
-                        Y = load_responses(state.ds, plan.subject, plan.split.stories,
-                                           exp.responses.preprocess, chunk)
-                    parts.append(run_fit_task(state.task(spec, chunk, options), ds=state.ds,
-                                              responses=Y, design=design))
-                    del Y
-                del design
-                res = merge_results(parts, exp.encoding.fdr_alpha)
+                merger = _Merger(plan, spec, chunks, n_targets)
+                with merger:
+                    for chunk in chunks:
+                        if chunk is None:
+                            Y = state.responses()
+                        else:
+                            state._Y = None  # the chunks read only their own columns
+                            Y = load_responses(state.ds, plan.subject, plan.split.stories,
+                                               exp.responses.preprocess, chunk)
+                        merger.add(run_fit_task(state.task(spec, chunk, options), ds=state.ds,
+                                                responses=Y, design=design), chunk)
+                        del Y
+                    del design
+                    res = merger.merge(exp.encoding.fdr_alpha)
             except ExperimentError:
                 raise
             except _spec_errors() as exc:  # bad model/device, a story without words, ...
@@ -436,7 +474,6 @@ def _fit_subject_serial(state: _Subject, run: ExperimentRun, log: Callable[[str]
 def _fit_distributed(client, states: list[_Subject], run: ExperimentRun,
                      log: Callable[[str], None], budget: int) -> list[dict]:
     """Every subject x SPEC x chunk submitted at once; results written per subject, in order."""
-    from ..encoding.chunking import merge_results
     from .distributed import TASK_RETRIES
     from .tasks import run_fit_task
 
@@ -485,7 +522,11 @@ def _fit_distributed(client, states: list[_Subject], run: ExperimentRun,
                 save = []
             else:
                 try:
-                    parts = [f.result() for f in futures]
+                    with _Merger(plan, spec, state.chunks[spec], state.n_targets()) as merger:
+                        for future, chunk in zip(futures, state.chunks[spec]):
+                            merger.add(future.result(), chunk)
+                            future.release()  # the worker may drop its copy of the chunk
+                        res = merger.merge(exp.encoding.fdr_alpha)
                 except _spec_errors() as exc:
                     raise state.spec_error(spec, exc) from None
                 except Exception as exc:  # KilledWorker, CancelledError, a lost scheduler, ...
@@ -497,8 +538,8 @@ def _fit_distributed(client, states: list[_Subject], run: ExperimentRun,
                         f"finish its fit tasks ({type(exc).__name__}: {exc}); workers that run "
                         f"out of memory are killed: give a smaller --memory-budget (now "
                         f"{budget} bytes per task){state.done_note()}") from None
-                state.worker_rss += [p.provenance.get("peak_rss_bytes", 0) for p in parts]
-                res = merge_results(parts, exp.encoding.fdr_alpha)
+                state.worker_rss += [p.provenance.get("peak_rss_bytes", 0)
+                                     for p in merger.parts]
                 state.results[spec] = res
                 _log_result(log, plan.subject, spec, res, time.time() - t0)
                 save = [spec]
