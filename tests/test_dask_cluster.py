@@ -20,7 +20,9 @@ from _experiment_helpers import fit_cmd, run_cli, small_demo
 pytest.importorskip("distributed", reason="Dask is an optional extra: pip install '.[dask]'")
 
 DASK = Path(sys.executable).parent / "dask"
-SPECS = ("wordrate", "wordrate+letterrate")
+# ar-control is built from the responses (a response PCA): its design is shipped to the workers
+SPECS = ("wordrate", "wordrate+letterrate", "ar-control")
+PARAMS = ("--param", "ar-control.n_components=4")
 
 
 def _free_port() -> int:
@@ -56,7 +58,7 @@ def _assert_identical(a: dict, b: dict) -> None:
 def serial(demo, tmp_path_factory):
     out = tmp_path_factory.mktemp("serial") / "run"
     # a budget small enough for several voxel chunks per SPEC: the tasks are subject x SPEC x chunk
-    p = run_cli(fit_cmd(demo, out, "--memory-budget", "5MB", features=SPECS), demo)
+    p = run_cli(fit_cmd(demo, out, "--memory-budget", "5MB", *PARAMS, features=SPECS), demo)
     assert p.returncode == 0, p.stderr
     results, summary = _results(out)
     assert all(len(c) >= 2 for c in summary["resources"]["chunks"].values())
@@ -117,7 +119,7 @@ def test_scheduler_and_two_workers_on_loopback_match_the_serial_run(demo, serial
     with loopback_cluster(demo, tmp_path / "logs") as (address, _):
         out = tmp_path / "run"
         p = run_cli(fit_cmd(demo, out, "--memory-budget", "5MB", "--scheduler", address,
-                            features=SPECS), demo)
+                            *PARAMS, features=SPECS), demo)
         assert p.returncode == 0, p.stderr
         assert f"to {address} (2 worker(s))" in p.stdout
         results, summary = _results(out)
@@ -132,7 +134,7 @@ def test_a_worker_killed_during_the_run_does_not_change_the_results(demo, serial
         out = tmp_path / "run"
         env = dict(os.environ, GIM_BRAIN_CACHE=str(demo / "cache"))
         run = subprocess.Popen(fit_cmd(demo, out, "--memory-budget", "5MB", "--scheduler",
-                                       address, features=SPECS), env=env, text=True,
+                                       address, *PARAMS, features=SPECS), env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             for line in run.stdout:  # the tasks are on the cluster: kill one worker (SIGKILL)
@@ -153,7 +155,7 @@ def test_a_worker_killed_during_the_run_does_not_change_the_results(demo, serial
 def test_local_cluster_matches_the_serial_run(demo, serial, tmp_path):
     out = tmp_path / "run"
     p = run_cli(fit_cmd(demo, out, "--memory-budget", "5MB", "--scheduler", "local",
-                        "--workers", "2", features=SPECS), demo)
+                        "--workers", "2", *PARAMS, features=SPECS), demo)
     assert p.returncode == 0, p.stderr
     assert "(2 worker(s))" in p.stdout
     _assert_identical(_results(out)[0], serial)

@@ -71,7 +71,7 @@ def test_assembling_never_holds_every_chunks_weights(tmp_path):
 
 
 def test_a_failed_assembly_leaves_no_file(chunk_parts, tmp_path):
-    chunks, parts = chunk_parts
+    parts = chunk_parts[1]
     on_disk = ChunksOnDisk(tmp_path, 40)
     on_disk.add(copy.deepcopy(parts[0]), 0)
     with pytest.raises(ValueError, match="15 of 40 columns written"):

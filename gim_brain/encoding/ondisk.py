@@ -20,7 +20,7 @@ from numpy.lib.format import open_memmap
 
 from .._cache import _finish_atomic, _temp_prefix, clean_stale_temp
 
-__all__ = ["ColumnsOnDisk", "save_npy", "load_npy", "is_file_of"]
+__all__ = ["ColumnsOnDisk", "is_file_of", "load_npy", "save_npy"]
 
 #: Bytes copied per step when an array is written to disk (bounded extra memory).
 _STEP_BYTES = 64 * 1000**2

@@ -419,7 +419,7 @@ class _Merger:
             return merge_results(self.parts, fdr_alpha)
         return self.on_disk.merge(self.parts, fdr_alpha)
 
-    def __enter__(self) -> "_Merger":
+    def __enter__(self) -> _Merger:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -493,13 +493,19 @@ def _fit_distributed(client, states: list[_Subject], run: ExperimentRun,
                 raise
             except _spec_errors() as exc:
                 raise state.spec_error(spec, exc) from None
+            # a design read from the subject's responses (induction spaces, ar-control) is in
+            # no cache: ship it once, instead of every chunk task refitting the response PCA
+            # on every voxel of every story
+            shipped = ({"design": client.scatter(design, broadcast=True)}
+                       if any(sp.get("uses_responses") for sp in design.spaces) else {})
             del design
             state.chunks[spec] = chunks
             futures = [client.submit(run_fit_task, state.task(spec, c, options),
                                      retries=TASK_RETRIES, pure=False,
                                      key=f"gim-brain-fit-{state.plan.subject}-{spec}-"
-                                         f"{c[0] if c else 'all'}-{key[:12]}")
+                                         f"{c[0] if c else 'all'}-{key[:12]}", **shipped)
                        for c in chunks]
+            del shipped
             jobs.append((state, spec, futures))
     n_tasks = sum(len(f) for _, _, f in jobs)
     n_workers = len(client.scheduler_info().get("workers", {}))
