@@ -121,8 +121,11 @@ def test_wrong_files_are_clear_errors(tmp_path, tiny):
     (tmp_path / "cut.bin").write_bytes(b"3 5\nthe \x00\x01\x02")
     with pytest.raises(VectorFileError, match=r"cut\.bin: not a readable word2vec-binary vector file"):
         read_keyed_vectors(tmp_path / "cut.bin")
-    with pytest.raises(VectorFileError, match=r"parameter 'path' of feature space 'eng1000'.*t\.hf5"):
-        build_design(ctx, f"eng1000[path={transposed}]")
+    for spec in (f"eng1000[path={transposed}]", f"static[path={tmp_path / 'notes.txt'}]"):
+        with pytest.raises(FeatureParameterError, match=r"parameter 'path' of feature space '(eng1000|static)'"):
+            build_design(ctx, spec)  # found from the headers, before any story is built
+    with pytest.raises(VectorFileError, match=r"parameter 'path' of feature space 'static'.*cut\.bin"):
+        build_design(ctx, f"static[path={tmp_path / 'cut.bin'}]")  # found when gensim reads it
     with pytest.raises(FeatureParameterError, match="'eng1000' needs parameter 'path'"):
         resolve_params("eng1000", {})
     with pytest.raises(FeatureParameterError, match=r"'path' of feature space 'static': file not found: .*nope\.txt"):

@@ -28,7 +28,7 @@ from .context import story_fingerprint, words_to_rows
 from .downsample import DOWNSAMPLE_METHODS
 from .registry import FeatureParameterError, Param, register_space
 
-__all__ = ["WordVectors", "VectorFileError", "read_english1000", "read_keyed_vectors",
+__all__ = ["WordVectors", "VectorFileError", "read_english1000", "check_english1000_layout", "read_keyed_vectors",
            "detect_vector_format", "VECTOR_FORMATS"]
 
 #: ``format`` values of ``static``: gensim's word2vec text (header ``n_words n_dims``) and
@@ -95,48 +95,70 @@ def _check_matrix(vectors: np.ndarray, n_vocab: int, path) -> np.ndarray:
     return vectors
 
 
+_ENG1000_LAYOUT = ("expected the Huth lab's english1000sm.hf5 layout: datasets 'data' (n_dims, n_vocab), "
+                   "e.g. 985 x 10470, and 'vocab' (n_vocab,) strings")
+
+
+def check_english1000_layout(path: str | os.PathLike) -> tuple[int, int]:
+    """``(n_dims, n_vocab)`` of an ``english1000sm.hf5``, from its headers only (no data read).
+
+    Raises :class:`VectorFileError` (not HDF5, ``data``/``vocab`` missing, ``vocab`` not 1-D
+    strings, ``data`` not ``(n_dims, len(vocab))``; a transposed matrix is named as such)."""
+    import h5py
+
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            keys = sorted(f.keys())
+            if "data" not in f or "vocab" not in f or not all(isinstance(f[k], h5py.Dataset)
+                                                               for k in ("data", "vocab")):
+                raise VectorFileError(f"{path}: holds {keys}; {_ENG1000_LAYOUT}")
+            data, vocab = f["data"], f["vocab"]
+            shape, vshape = tuple(data.shape), tuple(vocab.shape)
+            numeric = data.dtype.kind in "fiu"
+            strings = vocab.dtype.kind in "SU" or h5py.check_string_dtype(vocab.dtype) is not None
+    except OSError as exc:
+        raise VectorFileError(f"{path}: not a readable HDF5 file ({exc}); {_ENG1000_LAYOUT}") from None
+    if len(vshape) != 1 or not strings:
+        raise VectorFileError(f"{path}: 'vocab' is not a list of words (shape {vshape}); {_ENG1000_LAYOUT}")
+    if len(shape) != 2 or shape[1] != vshape[0] or not numeric:
+        transposed = len(shape) == 2 and shape[0] == vshape[0]
+        raise VectorFileError(
+            f"{path}: 'data' has shape {shape} for {vshape[0]} vocab words"
+            + (" (transposed: one row per word)" if transposed else "")
+            + ("" if numeric else " and is not numeric") + f"; {_ENG1000_LAYOUT}")
+    return shape[0], shape[1]
+
+
 def read_english1000(path: str | os.PathLike) -> WordVectors:
     """Read ``english1000sm.hf5`` (Huth lab layout: ``data`` ``(n_dims, n_vocab)``, ``vocab``).
+
+    Returns :class:`WordVectors` with ``vectors`` ``(n_vocab, n_dims)`` float32.
 
     Raises
     ------
     FileNotFoundError
     VectorFileError
-        Not an HDF5 file, ``data``/``vocab`` missing, ``vocab`` not strings, or ``data`` not
-        ``(n_dims, len(vocab))`` (a transposed matrix is named as such).
+        The layout is wrong (:func:`check_english1000_layout`), or ``vocab`` is not UTF-8,
+        or ``data`` holds NaN/inf.
     """
     import h5py
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"English1000 file not found: {path} (parameter 'path' of eng1000)")
-    want = ("expected the Huth lab's english1000sm.hf5 layout: datasets 'data' (n_dims, n_vocab), "
-            "e.g. 985 x 10470, and 'vocab' (n_vocab,) strings")
+    check_english1000_layout(path)
     try:
         with h5py.File(path, "r") as f:
-            keys = sorted(f.keys())
-            if "data" not in f or "vocab" not in f or not all(isinstance(f[k], h5py.Dataset)
-                                                               for k in ("data", "vocab")):
-                raise VectorFileError(f"{path}: holds {keys}; {want}")
             data = f["data"][()]
-            vocab = f["vocab"][()]
+            vocab = np.asarray(f["vocab"][()])
     except OSError as exc:
-        raise VectorFileError(f"{path}: not a readable HDF5 file ({exc}); {want}") from None
-    vocab = np.asarray(vocab)
-    if vocab.ndim != 1 or vocab.dtype.kind not in "SUO":
-        raise VectorFileError(f"{path}: 'vocab' has shape {vocab.shape} and dtype {vocab.dtype}, not "
-                              f"a list of words; {want}")
+        raise VectorFileError(f"{path}: cannot read its data (truncated?): {exc}") from None
     try:
         words = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in vocab]
     except UnicodeDecodeError as exc:
         raise VectorFileError(f"{path}: 'vocab' is not UTF-8 text ({exc})") from None
-    data = np.asarray(data)
-    if data.ndim != 2 or data.shape[1] != len(words):
-        transposed = data.ndim == 2 and data.shape[0] == len(words)
-        raise VectorFileError(
-            f"{path}: 'data' has shape {data.shape} for {len(words)} vocab words"
-            + (" (transposed: one row per word)" if transposed else "") + f"; {want}")
-    vectors = _check_matrix(data.T, len(words), path)
+    vectors = _check_matrix(np.asarray(data).T, len(words), path)
     return WordVectors({w: i for i, w in enumerate(words)}, vectors, str(path))
 
 
@@ -249,9 +271,17 @@ def _need_path(space: str, hint: str):
         path = params.get("path")
         if not path:
             raise FeatureParameterError(f"feature space {space!r} needs parameter 'path': {hint}")
-        if not Path(path).expanduser().is_file():
+        path = Path(path).expanduser()
+        if not path.is_file():
             raise FeatureParameterError(f"parameter 'path' of feature space {space!r}: file not "
                                         f"found: {path}")
+        try:  # headers / first bytes only: a wrong file fails before any data is read
+            if space == "eng1000":
+                check_english1000_layout(path)
+            elif params.get("format", "auto") == "auto":
+                detect_vector_format(path)
+        except VectorFileError as exc:
+            raise FeatureParameterError(f"parameter 'path' of feature space {space!r}: {exc}") from None
     return check
 
 
