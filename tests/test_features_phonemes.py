@@ -9,11 +9,23 @@ from _data_helpers import textgrid_text
 from _features_helpers import MANIFEST, TEXT, make_tiny_dataset
 
 from gim_brain._cache import NpzCache
-from gim_brain.data import Transcript, TokenCleaner, load_dataset, read_textgrid
-from gim_brain.data.pronunciations import ARPABET, dictionary_misses, load_cmudict, phone_symbol, pronounce
+from gim_brain.data import TokenCleaner, Transcript, load_dataset, read_textgrid
+from gim_brain.data.pronunciations import (
+    ARPABET,
+    dictionary_misses,
+    load_cmudict,
+    phone_symbol,
+    pronounce,
+)
 from gim_brain.features import SpaceContext, build_design
-from gim_brain.features.phonemes import (ARTICULATION, ARTICULATORY_FEATURES, PhoneTierMissingError,
-                                         articulation_matrix, dictionary_phones, spread_evenly)
+from gim_brain.features.phonemes import (
+    ARTICULATION,
+    ARTICULATORY_FEATURES,
+    PhoneTierMissingError,
+    articulation_matrix,
+    dictionary_phones,
+    spread_evenly,
+)
 
 
 def _ctx(ds, tmp_path):

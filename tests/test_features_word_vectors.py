@@ -10,9 +10,18 @@ from _features_helpers import TEXT, make_tiny_dataset
 
 from gim_brain._cache import NpzCache
 from gim_brain.data import load_dataset
-from gim_brain.features import FeatureParameterError, SpaceContext, build_design, resolve_params
-from gim_brain.features.word_vectors import (VectorFileError, detect_vector_format, read_english1000,
-                                             read_keyed_vectors)
+from gim_brain.features import (
+    FeatureParameterError,
+    SpaceContext,
+    build_design,
+    resolve_params,
+)
+from gim_brain.features.word_vectors import (
+    VectorFileError,
+    detect_vector_format,
+    read_english1000,
+    read_keyed_vectors,
+)
 
 VOCAB = sorted(set(TEXT) - {"river", "boats"})  # two words of the stories left out of the vocabulary
 

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from .dataset import Dataset
 from .manifest import unsafe_name
+from .pronunciations import dictionary_misses, note_dictionary_misses
 from .responses import inspect_responses, nifti_geometry, response_shape
 from .tables import read_n_trs_table, read_story_list
 
@@ -363,8 +364,6 @@ def check_dataset(dataset: Dataset, subjects: list[str] | None = None, shapes_on
                 sc.n_tokens, sc.n_words = report.n_in, report.n_out
                 sc.has_phone_tier = cleaned.phones is not None
                 if pronunciations and not sc.has_phone_tier:
-                    from .pronunciations import dictionary_misses, note_dictionary_misses
-
                     note_dictionary_misses(report, dictionary_misses(cleaned.words))
                     sc.not_in_dictionary = dict(report.not_in_dictionary.most_common())
                 if grid is not None:

@@ -17,8 +17,16 @@ import re
 from collections import Counter
 from functools import lru_cache
 
-__all__ = ["ARPABET", "DICTIONARY_NAME", "phone_symbol", "load_cmudict", "pronounce",
-           "dictionary_misses", "note_dictionary_misses", "PronunciationError"]
+__all__ = [
+    "ARPABET",
+    "DICTIONARY_NAME",
+    "PronunciationError",
+    "dictionary_misses",
+    "load_cmudict",
+    "note_dictionary_misses",
+    "phone_symbol",
+    "pronounce",
+]
 
 #: The 39 ARPAbet phonemes (24 consonants, 15 vowels), stress digits removed.
 ARPABET = ("B", "CH", "D", "DH", "F", "G", "HH", "JH", "K", "L", "M", "N", "NG", "P", "R", "S",

@@ -70,7 +70,7 @@ class PhoneTier:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def shifted(self, seconds: float) -> "PhoneTier":
+    def shifted(self, seconds: float) -> PhoneTier:
         """The same phones ``seconds`` later."""
         return PhoneTier(self.labels, self.onsets + seconds, self.offsets + seconds, self.name)
 

@@ -41,15 +41,30 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.pronunciations import (DICTIONARY_NAME, load_cmudict, note_dictionary_misses, phone_symbol,
-                                   pronounce)
+from ..data.pronunciations import (
+    DICTIONARY_NAME,
+    load_cmudict,
+    note_dictionary_misses,
+    phone_symbol,
+    pronounce,
+)
 from .context import EmptyStoryError, row_times_for, story_fingerprint
 from .downsample import DOWNSAMPLE_METHODS, downsample
 from .registry import Param, register_space
 
-__all__ = ["ARTICULATORY_FEATURES", "ARTICULATION", "PHONE_SOURCES", "PhoneEvents", "PhoneTierMissingError",
-           "articulation_matrix", "spread_evenly", "dictionary_phones", "tier_phones", "story_phones",
-           "phones_to_rows"]
+__all__ = [
+    "ARTICULATION",
+    "ARTICULATORY_FEATURES",
+    "PHONE_SOURCES",
+    "PhoneEvents",
+    "PhoneTierMissingError",
+    "articulation_matrix",
+    "dictionary_phones",
+    "phones_to_rows",
+    "spread_evenly",
+    "story_phones",
+    "tier_phones",
+]
 
 ARTICULATORY_FEATURES = (
     "bilabial", "postalveolar", "alveolar", "dental", "labiodental", "velar", "glottal", "palatal",

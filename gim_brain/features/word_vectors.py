@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import pickle
+import struct
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +30,24 @@ from .context import story_fingerprint, words_to_rows
 from .downsample import DOWNSAMPLE_METHODS
 from .registry import FeatureParameterError, Param, register_space
 
-__all__ = ["WordVectors", "VectorFileError", "read_english1000", "check_english1000_layout", "read_keyed_vectors",
-           "detect_vector_format", "VECTOR_FORMATS"]
+__all__ = [
+    "VECTOR_FORMATS",
+    "VectorFileError",
+    "WordVectors",
+    "check_english1000_layout",
+    "detect_vector_format",
+    "read_english1000",
+    "read_keyed_vectors",
+]
 
 #: ``format`` values of ``static``: gensim's word2vec text (header ``n_words n_dims``) and
 #: binary, GloVe text (no header), a fastText ``.bin`` model, a ``KeyedVectors.save`` file.
 VECTOR_FORMATS = ("auto", "word2vec", "word2vec-binary", "glove", "fasttext", "gensim")
 _FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")
+#: What gensim raises on a damaged or mislabelled file (numbers that are not, a cut binary, a
+#: pickle that is not one, a fastText header that lies).
+_GENSIM_READ_ERRORS = (ValueError, EOFError, OSError, struct.error, pickle.UnpicklingError, IndexError,
+                       KeyError, AttributeError, TypeError, NotImplementedError, AssertionError)
 _METHOD = Param("method", str, "lanczos", "resampling to TR times", DOWNSAMPLE_METHODS)
 
 
@@ -203,6 +216,9 @@ def detect_vector_format(path: str | os.PathLike) -> str:
             row = []
         if len(row) == dim + 1 and _floats(row[1:]):
             return "word2vec"
+        control = set(range(32)) - {9, 10, 13}
+        if not control & set(rest):  # text (a damaged text file?) rather than raw float32 rows
+            return "word2vec"
         return "word2vec-binary"  # header, then raw float32 rows: gensim checks the rest
     if len(tokens) >= 2 and _floats(tokens[1:]):
         return "glove"
@@ -245,7 +261,7 @@ def read_keyed_vectors(path: str | os.PathLike, format: str = "auto", limit: int
         else:
             kv = KeyedVectors.load_word2vec_format(str(path), binary=fmt == "word2vec-binary",
                                                    no_header=fmt == "glove", limit=limit)
-    except Exception as exc:  # gensim raises ValueError, EOFError, struct.error, pickle errors...
+    except _GENSIM_READ_ERRORS as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise VectorFileError(f"{path}: not a readable {fmt} vector file ({type(exc).__name__}: "
                               f"{first[:200]})") from None
