@@ -220,3 +220,14 @@ def test_source_tier_without_a_phone_tier_is_an_error_naming_story_and_file(tmp_
     ds = load_dataset(manifest, tmp_path / "data")
     with pytest.raises(PhoneTierMissingError, match=r"story 's0'.*s0\.tsv.*source=cmudict"):
         build_design(_ctx(ds, tmp_path), "phonemerate[source=tier]")
+
+
+def test_words_time_offset_moves_the_phones_too(tmp_path):
+    ds = _textgrid_dataset(tmp_path / "tg", {"a": ["hello", "world"]})
+    before = ds.load_transcript("a")
+    text = ds.manifest_path.read_text().replace('.TextGrid"\n', '.TextGrid"\ntime_offset = 1.5\n', 1)
+    ds.manifest_path.write_text(text)
+    after = load_dataset(ds.manifest_path, ds.root).load_story("a").transcript
+    np.testing.assert_allclose(after.phones.onsets, before.phones.onsets + 1.5)
+    np.testing.assert_allclose(after.onsets[0], before.onsets[1] + 1.5)  # 'sp' dropped by cleaning
+    assert after.phones.labels == before.phones.labels

