@@ -137,7 +137,8 @@ def _check(args) -> int:
         unknown = [s for s in args.subject if s not in known]
         if unknown:
             raise UsageError(f"--subject {', '.join(unknown)}: not in dataset {ds.name} (subjects: {', '.join(known)})")
-    result = check_dataset(ds, subjects=args.subject, shapes_only=args.shapes_only, progress=sys.stderr.isatty())
+    result = check_dataset(ds, subjects=args.subject, shapes_only=args.shapes_only, progress=sys.stderr.isatty(),
+                           pronunciations=True)
     summary = result.summary()
     if not args.quiet:
         print(result.table())
@@ -145,6 +146,12 @@ def _check(args) -> int:
     print(f"dataset {result.dataset} at {result.data_root}")
     print(f"  stories: {summary['stories']} in total, {summary['with_words']} with words "
           f"({summary['words']} words after cleaning), test: {', '.join(summary['test_stories']) or '-'}")
+    oov = summary.get("not_in_cmudict")
+    if oov:
+        shown = ", ".join(f"{w!r}x{c}" for w, c in list(oov["most_common"].items())[:8])
+        print(f"  CMUdict (phonemes of the {oov['stories']} stories without a phone tier): {oov['words']} of "
+              f"{oov['of_words']} words not in the dictionary ({oov['words'] / max(oov['of_words'], 1):.2%})"
+              + (f": {shown}" if shown else ""))
     per_subject = summary["subjects"]
     if len(per_subject) <= 4:
         for subject, counts in per_subject.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -10,6 +11,7 @@ from tqdm.auto import tqdm
 
 from .dataset import Dataset
 from .manifest import unsafe_name
+from .pronunciations import dictionary_misses, note_dictionary_misses
 from .responses import inspect_responses, nifti_geometry, response_shape
 from .tables import read_n_trs_table, read_story_list
 
@@ -60,6 +62,8 @@ class StoryCheck:
     n_rows: int | None = None
     responses: dict = field(default_factory=dict)  # subject -> {"rows": int, "targets": int, "ok": bool}
     problems: list = field(default_factory=list)
+    has_phone_tier: bool = False
+    not_in_dictionary: dict | None = None  # word -> count missing from CMUdict (pronunciations=True)
 
 
 @dataclass
@@ -102,7 +106,19 @@ class DatasetCheck:
             "usable_pairs": pairs,
             "errors": len(self.errors),
             "warnings": len(self.problems) - len(self.errors),
+            **self._dictionary_summary(),
         }
+
+    def _dictionary_summary(self) -> dict:
+        looked = [s for s in self.stories if s.not_in_dictionary is not None]
+        if not looked:
+            return {}
+        misses = Counter()
+        for s in looked:
+            misses.update(s.not_in_dictionary)
+        n_words = sum(s.n_words or 0 for s in looked)
+        return {"not_in_cmudict": {"stories": len(looked), "words": sum(misses.values()),
+                                   "of_words": n_words, "most_common": dict(misses.most_common(20))}}
 
     def to_dict(self) -> dict:
         return {
@@ -273,7 +289,7 @@ def _subject_problems(subject: str, checks: list["StoryCheck"], geometry: dict, 
 
 
 def check_dataset(dataset: Dataset, subjects: list[str] | None = None, shapes_only: bool = False,
-                  progress: bool = True) -> DatasetCheck:
+                  progress: bool = True, pronunciations: bool = False) -> DatasetCheck:
     """Check every story and subject of ``dataset``.
 
     Parameters
@@ -283,6 +299,9 @@ def check_dataset(dataset: Dataset, subjects: list[str] | None = None, shapes_on
     shapes_only : only compare response shapes with the TR grids (reads file headers where the
         format allows; for the full voxel data this skips reading ~100 GB).
     progress : show a tqdm progress bar.
+    pronunciations : also list, per story without a phone tier, the cleaned words missing from
+        CMUdict (``StoryCheck.not_in_dictionary``; what ``phonemerate``/``articulation`` would
+        leave without phonemes). Loads CMUdict (~1.5 s).
 
     Returns
     -------
@@ -343,6 +362,10 @@ def check_dataset(dataset: Dataset, subjects: list[str] | None = None, shapes_on
                 raw = dataset.load_transcript(story)
                 cleaned, report = dataset.cleaner(raw)
                 sc.n_tokens, sc.n_words = report.n_in, report.n_out
+                sc.has_phone_tier = cleaned.phones is not None
+                if pronunciations and not sc.has_phone_tier:
+                    note_dictionary_misses(report, dictionary_misses(cleaned.words))
+                    sc.not_in_dictionary = dict(report.not_in_dictionary.most_common())
                 if grid is not None:
                     sc.words_outside_grid = int((grid.assign_words(cleaned.onsets) < 0).sum())
                 if sc.n_words == 0:

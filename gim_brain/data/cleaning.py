@@ -51,6 +51,10 @@ class CleaningReport:
     dropped : Counter of raw token -> times dropped.
     changed : Counter of (raw token, cleaned token) -> times changed.
     dropped_index : indices (into the raw transcript) of dropped tokens.
+    not_in_dictionary : Counter of cleaned word -> times it has no pronunciation in
+        ``dictionary`` (filled by :func:`gim_brain.data.pronunciations.note_dictionary_misses`
+        when phonemes come from a pronouncing dictionary; empty otherwise).
+    dictionary : name of that dictionary (``"cmudict"``), or ``""`` when none was consulted.
     """
 
     n_in: int = 0
@@ -58,6 +62,8 @@ class CleaningReport:
     dropped: Counter = field(default_factory=Counter)
     changed: Counter = field(default_factory=Counter)
     dropped_index: list[int] = field(default_factory=list)
+    not_in_dictionary: Counter = field(default_factory=Counter)
+    dictionary: str = ""
 
     @property
     def n_dropped(self) -> int:
@@ -71,8 +77,13 @@ class CleaningReport:
         """One line: counts plus the most frequent dropped and changed tokens."""
         drops = ", ".join(f"{t!r}x{c}" for t, c in self.dropped.most_common(top))
         changes = ", ".join(f"{a!r}->{b!r}x{c}" for (a, b), c in self.changed.most_common(top))
-        return (f"{self.n_in} tokens -> {self.n_out} words; dropped {self.n_dropped} ({drops or 'none'}); "
-                f"changed {self.n_changed} ({changes or 'none'})")
+        out = (f"{self.n_in} tokens -> {self.n_out} words; dropped {self.n_dropped} ({drops or 'none'}); "
+               f"changed {self.n_changed} ({changes or 'none'})")
+        if self.dictionary:
+            misses = ", ".join(f"{t!r}x{c}" for t, c in self.not_in_dictionary.most_common(top))
+            out += (f"; not in {self.dictionary} {sum(self.not_in_dictionary.values())} "
+                    f"({misses or 'none'})")
+        return out
 
     def to_dict(self) -> dict:
         return {
@@ -80,6 +91,8 @@ class CleaningReport:
             "n_out": self.n_out,
             "dropped": dict(self.dropped.most_common()),
             "changed": {f"{a} -> {b}": c for (a, b), c in self.changed.most_common()},
+            **({"dictionary": self.dictionary,
+                "not_in_dictionary": dict(self.not_in_dictionary.most_common())} if self.dictionary else {}),
         }
 
 
@@ -200,7 +213,8 @@ class TokenCleaner:
     def __call__(self, transcript: Transcript) -> tuple[Transcript, CleaningReport]:
         """Clean a :class:`Transcript`; returns the cleaned transcript and the report."""
         keep, words, report = self.clean_tokens(transcript.words)
-        out = Transcript(words, transcript.onsets[keep], transcript.offsets[keep], source=transcript.source)
+        out = Transcript(words, transcript.onsets[keep], transcript.offsets[keep], source=transcript.source,
+                         phones=transcript.phones)
         return out, report
 
     @classmethod

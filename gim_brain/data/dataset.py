@@ -351,7 +351,7 @@ class Dataset:
         if fmt == "auto":
             fmt = {".textgrid": "textgrid", ".npy": "npy"}.get(suffix, "table")
         if fmt == "textgrid":
-            transcript = read_textgrid(path, tier=cfg["tier"])
+            transcript = read_textgrid(path, tier=cfg["tier"], phone_tier=cfg["phone_tier"])
         elif fmt == "npy":
             if not cfg["onsets_path"]:
                 raise ManifestError(f"{self.manifest_path}: words.format 'npy' needs words.onsets_path")
@@ -359,8 +359,10 @@ class Dataset:
         else:
             transcript = read_word_table(path, cfg["word_column"], cfg["onset_column"], cfg["offset_column"])
         if cfg["time_offset"]:
+            phones = transcript.phones.shifted(cfg["time_offset"]) if transcript.phones is not None else None
             transcript = Transcript(transcript.words, transcript.onsets + cfg["time_offset"],
-                                    transcript.offsets + cfg["time_offset"], source=transcript.source)
+                                    transcript.offsets + cfg["time_offset"], source=transcript.source,
+                                    phones=phones)
         return transcript
 
     def load_story(self, story: str) -> Story:

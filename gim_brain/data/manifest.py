@@ -57,6 +57,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], object]]] = {
         "path": ((str,), _ANY),
         "format": ((str,), "auto"),
         "tier": ((str,), None),
+        "phone_tier": ((str,), None),
         "word_column": ((str,), None),
         "onset_column": ((str,), None),
         "offset_column": ((str,), None),

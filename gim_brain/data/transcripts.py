@@ -2,7 +2,8 @@
 
 Every reader returns a :class:`Transcript` holding the raw tokens exactly as the file has them
 (no cleaning: see :mod:`gim_brain.data.cleaning`) with onsets and offsets in seconds from the
-start of the audio.
+start of the audio. A TextGrid's phone tier, when it has one (ds003020's TextGrids do), comes
+along as :attr:`Transcript.phones` (raw labels, e.g. ``AH0``, ``sp``); tables and arrays have none.
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ __all__ = [
     "read_word_arrays",
     "read_transcript",
     "textgrid_tiers",
+    "PhoneTier",
     "WORD_TIER_NAMES",
+    "PHONE_TIER_NAMES",
 ]
 
 #: Tier names tried, in order and case-insensitively, when no tier is given.
 WORD_TIER_NAMES = ("word", "words", "wordtier", "word_tier", "token", "tokens")
+#: Tier names tried, in order and case-insensitively, for the phone tier (when no tier is given).
+PHONE_TIER_NAMES = ("phone", "phones", "phoneme", "phonemes", "phonetier", "phone_tier")
 
 
 class TranscriptError(ValueError):
@@ -36,6 +41,38 @@ class TranscriptError(ValueError):
 
 class TextGridError(TranscriptError):
     """A Praat TextGrid is malformed, truncated or has no usable word tier."""
+
+
+@dataclass
+class PhoneTier:
+    """The phone intervals of a story, as the TextGrid has them (silences included).
+
+    Parameters
+    ----------
+    labels : list of str, length n_phones (raw labels such as ``AH0``, ``sp``, ``""``)
+    onsets, offsets : float64 arrays, shape (n_phones,), seconds from the start of the audio
+    name : the tier's name in the file
+    """
+
+    labels: list[str]
+    onsets: np.ndarray
+    offsets: np.ndarray
+    name: str = "phone"
+
+    def __post_init__(self) -> None:
+        self.labels = [str(x) for x in self.labels]
+        self.onsets = np.asarray(self.onsets, dtype=np.float64).reshape(-1)
+        self.offsets = np.asarray(self.offsets, dtype=np.float64).reshape(-1)
+        if self.onsets.shape != (len(self.labels),) or self.offsets.shape != (len(self.labels),):
+            raise TranscriptError(f"phone tier {self.name!r}: {len(self.labels)} labels but "
+                                  f"{self.onsets.size} onsets and {self.offsets.size} offsets")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def shifted(self, seconds: float) -> PhoneTier:
+        """The same phones ``seconds`` later."""
+        return PhoneTier(self.labels, self.onsets + seconds, self.offsets + seconds, self.name)
 
 
 @dataclass
@@ -49,12 +86,15 @@ class Transcript:
         Seconds from the start of the audio.
     source : str
         Where the words came from (file path), for messages.
+    phones : PhoneTier or None
+        The file's phone tier (TextGrids that have one), untouched by word cleaning.
     """
 
     words: list[str]
     onsets: np.ndarray
     offsets: np.ndarray
     source: str = field(default="", compare=False)
+    phones: PhoneTier | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         self.words = [str(w) for w in self.words]
@@ -76,7 +116,7 @@ class Transcript:
         """A new transcript with the words where boolean ``keep`` (n_words,) is true."""
         keep = np.asarray(keep, dtype=bool)
         return Transcript([w for w, k in zip(self.words, keep) if k], self.onsets[keep],
-                          self.offsets[keep], source=self.source)
+                          self.offsets[keep], source=self.source, phones=self.phones)
 
     @property
     def duration(self) -> float:
@@ -223,7 +263,23 @@ def textgrid_tiers(path: str | Path) -> list[tuple[str, str, int]]:
     return [(t.name, t.kind, len(t.labels)) for t in _parse_textgrid(Path(path))]
 
 
-def read_textgrid(path: str | Path, tier: str | None = None) -> Transcript:
+def _find_phone_tier(path: Path, tiers: list[_Tier], words: _Tier, phone_tier: str | None):
+    if phone_tier is not None:
+        chosen = ([t for t in tiers if t.name == phone_tier]
+                  or [t for t in tiers if t.name.lower() == phone_tier.lower()])
+        if not chosen:
+            raise TextGridError(f"{path}: no interval tier named {phone_tier!r} (phone_tier, manifest "
+                                f"key words.phone_tier); interval tiers: {[t.name for t in tiers]}")
+        t = chosen[0]
+    else:
+        t = next((t for wanted in PHONE_TIER_NAMES for t in tiers
+                  if t is not words and t.name.strip().lower() == wanted), None)
+        if t is None:
+            return None
+    return PhoneTier(t.labels, np.array(t.starts), np.array(t.ends), name=t.name)
+
+
+def read_textgrid(path: str | Path, tier: str | None = None, phone_tier: str | None = None) -> Transcript:
     """Read the word tier of a Praat TextGrid (long or short text format, UTF-8 or UTF-16).
 
     Parameters
@@ -232,10 +288,13 @@ def read_textgrid(path: str | Path, tier: str | None = None) -> Transcript:
     tier : name of the interval tier holding words. By default the first interval tier named
         one of :data:`WORD_TIER_NAMES` (case-insensitive), or the only interval tier.
         Point tiers (``TextTier``) are never used.
+    phone_tier : name of the interval tier holding phones (an error when absent). By default the
+        first interval tier named one of :data:`PHONE_TIER_NAMES` (case-insensitive), if any.
 
     Returns
     -------
-    Transcript with the raw interval labels (silences included; clean them afterwards).
+    Transcript with the raw interval labels (silences included; clean them afterwards) and,
+    when the file has a phone tier, its raw intervals as ``phones``.
     """
     path = Path(path)
     tiers = [t for t in _parse_textgrid(path) if t.kind == "IntervalTier"]
@@ -260,7 +319,8 @@ def read_textgrid(path: str | Path, tier: str | None = None) -> Transcript:
                 )
             chosen = tiers
     t = chosen[0]
-    return Transcript(t.labels, np.array(t.starts), np.array(t.ends), source=str(path))
+    phones = _find_phone_tier(path, tiers, t, phone_tier)
+    return Transcript(t.labels, np.array(t.starts), np.array(t.ends), source=str(path), phones=phones)
 
 
 # --------------------------------------------------------------------------- tables
@@ -386,7 +446,7 @@ def read_word_arrays(
 def read_transcript(path: str | Path, **options) -> Transcript:
     """Read any supported transcript, chosen by file suffix.
 
-    ``.TextGrid`` -> :func:`read_textgrid` (option ``tier``); ``.tsv``/``.csv``/``.txt`` ->
+    ``.TextGrid`` -> :func:`read_textgrid` (options ``tier``, ``phone_tier``); ``.tsv``/``.csv``/``.txt`` ->
     :func:`read_word_table` (options ``word_column``, ``onset_column``, ``offset_column``);
     ``.npy`` -> :func:`read_word_arrays` (options ``onsets_path`` (required), ``word_duration``).
     Unknown options raise ``TypeError``.

@@ -4,6 +4,8 @@ Word-level features are resampled to the response rows (``downsample``), z-score
 FIR-delayed within each story (``preprocess``); named, parameterised spaces (``registry``) are
 combined into per-story design matrices (``design``). The induction head over brain responses and
 its leakage-safe controls live in ``induction`` (mechanism) and ``induction_spaces``.
+The field's standard baselines: ``wordrate``, ``phonemes`` (``phonemerate``, ``articulation``)
+and ``word_vectors`` (``eng1000``, ``static``).
 
 >>> from gim_brain.data import load_dataset
 >>> from gim_brain.features import SpaceContext, build_design

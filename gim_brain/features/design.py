@@ -156,6 +156,8 @@ def build_space(ctx: SpaceContext, name: str, params: dict, stories: Sequence[st
     desc = {"name": name, "params": resolved, "raw_features": raw_width, "delayed": space.delayed,
             "zscored_per_story": space.zscore, "uses_responses": space.uses_responses,
             "description": space.description, "version": space.version}
+    if space.report is not None:
+        desc["report"] = space.report(ctx, resolved, list(stories))
     return out, desc
 
 

@@ -2,7 +2,8 @@
 
 A feature space turns the stories of a dataset into row-level matrices ``(n_rows, n_features)``
 on each story's response grid. Spaces register themselves with :func:`register_space`; the
-built-in ones live in ``wordrate``, ``lm_spaces``, ``gim_spaces`` and ``induction_spaces``.
+built-in ones live in ``wordrate``, ``phonemes``, ``word_vectors``, ``lm_spaces``, ``gim_spaces`` and
+``induction_spaces``.
 
 >>> from gim_brain.features import list_spaces, get_space
 >>> sorted(list_spaces())[:2]
@@ -18,7 +19,7 @@ from typing import Any, Callable
 __all__ = ["Param", "FeatureSpace", "UnknownFeatureSpaceError", "FeatureParameterError",
            "register_space", "get_space", "list_spaces", "resolve_params"]
 
-_BUILTIN_MODULES = ("wordrate", "lm_spaces", "gim_spaces", "induction_spaces")
+_BUILTIN_MODULES = ("wordrate", "phonemes", "word_vectors", "lm_spaces", "gim_spaces", "induction_spaces")
 _REGISTRY: dict[str, "FeatureSpace"] = {}
 
 
@@ -73,6 +74,10 @@ class FeatureSpace:
     check : callable or None
         ``check(resolved_params)`` raises :class:`FeatureParameterError` for values that are
         wrong together (e.g. ``horizon < gap``); called by :func:`resolve_params`.
+    report : callable or None
+        ``report(ctx, resolved_params, stories) -> dict`` after building: what the build met
+        (e.g. out-of-vocabulary words), recorded as ``report`` in the space's description
+        (``features.json``, a run's provenance).
     """
 
     name: str
@@ -84,6 +89,7 @@ class FeatureSpace:
     uses_responses: bool = False
     version: str = "1"
     check: Callable[[dict], None] | None = None
+    report: Callable[..., dict] | None = None
 
     def param_names(self) -> list[str]:
         return [p.name for p in self.params]

@@ -1,7 +1,8 @@
 """Low-level rate spaces: words, letters and (estimated) syllables per response row.
 
-The LeBel transcripts have word timings only (no phoneme tier), so the ``phonemerate``-style
-spaces count letters and orthographic syllables (vowel groups) of each word instead.
+``letterrate`` and ``syllablerate`` count the letters and orthographic syllables (vowel groups)
+of each word: spelling-based proxies that need no pronunciation. Phonemes themselves (from a
+phone tier or CMUdict) are ``phonemerate`` and ``articulation`` (:mod:`.phonemes`).
 """
 
 from __future__ import annotations
