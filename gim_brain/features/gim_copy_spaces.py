@@ -15,9 +15,9 @@ reads words up to ``source``). No response is read.
 
 ``gim-copy-random``
     the control: the same words, each copying from a random earlier token at a distance drawn
-    from GIM's own copy distances so far (``q_k - j_k`` in tokens for words ``k <= i``, those
-    word ``i`` allows; uniform over its allowed tokens if none fits), seeded per story and word,
-    so it is causal in the same sense.
+    from GIM's copy distances (``q_k - j_k`` in tokens) of the 100 words before it, those word
+    ``i`` allows (uniform over its allowed tokens if none fits), seeded per story and word: GIM's
+    distance distribution at each position without GIM's choice, causal in the same sense.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ _PARAMS = (
     Param("method", str, "lanczos", "resampling to TR times", DOWNSAMPLE_METHODS),
 )
 _BLOCK = 512
+_RULES_VERSION = 3          # part of the cache key: bump when a copy rule changes
 
 
 def word_queries(token_spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,28 +96,30 @@ def gim_copy_ends(ids: np.ndarray, token_states: np.ndarray, queries: np.ndarray
 
 
 def random_copy_ends(gim_ends: np.ndarray, queries: np.ndarray, hi: np.ndarray,
-                     seed: int) -> np.ndarray:
+                     seed: int, neighbours: int = 100) -> np.ndarray:
     """Random earlier tokens at GIM's own copy distances: the control of ``gim-copy``.
 
     Query ``i`` with a GIM end gets ``queries[i] - d``, ``d`` drawn uniformly from the GIM
-    distances ``queries[k] - gim_ends[k]`` of the queries ``k <= i`` (the past only) that keep
-    the end in ``[0, hi[i]]``, else a uniform token of ``[0, hi[i]]``; each draw has its own
-    generator ``(seed, i)``, so the control is causal like ``gim-copy``. Queries without a GIM
-    end stay -1.
+    distances ``queries[k] - gim_ends[k]`` of the ``neighbours`` queries before it
+    (``i - neighbours <= k < i``) that keep the end in ``[0, hi[i]]``, else a uniform token of
+    ``[0, hi[i]]``; each draw has its own generator ``(seed, i)``. Distances grow with the
+    position in a story, so drawing from nearby queries keeps GIM's distance distribution at
+    each position; and, reading only earlier queries, the control is causal like ``gim-copy``.
+    Queries without a GIM end stay -1.
     """
-    import bisect
-
     gim_ends = np.asarray(gim_ends, dtype=np.int64)
     queries = np.asarray(queries, dtype=np.int64)
     hi = np.asarray(hi, dtype=np.int64)
-    pool: list[int] = []
+    has = gim_ends >= 0
+    distances = queries - gim_ends
     out = np.full(len(gim_ends), -1, dtype=np.int64)
-    for i in np.flatnonzero(gim_ends >= 0).tolist():
+    for i in np.flatnonzero(has).tolist():
         q, h = int(queries[i]), int(hi[i])
-        bisect.insort(pool, q - int(gim_ends[i]))
+        lo = max(0, i - int(neighbours))
+        d = distances[lo:i][has[lo:i]]
+        d = d[(d >= q - h) & (d <= q)]
         rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, i])
-        a, b = bisect.bisect_left(pool, q - h), bisect.bisect_right(pool, q)
-        out[i] = q - pool[int(rng.integers(a, b))] if b > a else int(rng.integers(0, h + 1))
+        out[i] = q - int(d[rng.integers(len(d))]) if len(d) else int(rng.integers(0, h + 1))
     return out
 
 
@@ -138,7 +141,7 @@ def copy_sources(ctx, params, story_name: str, rule: str, space: str) -> dict:
     _check_window(params, emb.window, space)
     story = ctx.story(story_name)
     keys = ("tau", "window") + (("seed",) if rule == "random" else ())
-    parts = ("gim-copy-sources", rule, {k: params[k] for k in keys},
+    parts = ("gim-copy-sources", _RULES_VERSION, rule, {k: params[k] for k in keys},
              str(_lm_id(ctx, params["model"])), emb.digest, story_fingerprint(story))
 
     def compute():
