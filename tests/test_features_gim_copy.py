@@ -13,8 +13,17 @@ from _lm_fixtures import offline_lm
 
 from gim_brain._cache import NpzCache
 from gim_brain.data import load_dataset
-from gim_brain.features import FeatureParameterError, SpaceContext, build_design, resolve_params
-from gim_brain.features.gim_copy_spaces import copied_word_features, copy_sources, random_copy_ends
+from gim_brain.features import (
+    FeatureParameterError,
+    SpaceContext,
+    build_design,
+    resolve_params,
+)
+from gim_brain.features.gim_copy_spaces import (
+    copied_word_features,
+    copy_sources,
+    random_copy_ends,
+)
 
 
 @pytest.fixture(scope="module")
