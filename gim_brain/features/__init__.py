@@ -3,7 +3,9 @@
 Word-level features are resampled to the response rows (``downsample``), z-scored per story and
 FIR-delayed within each story (``preprocess``); named, parameterised spaces (``registry``) are
 combined into per-story design matrices (``design``). The induction head over brain responses and
-its leakage-safe controls live in ``induction`` (mechanism) and ``induction_spaces``.
+its leakage-safe controls live in ``induction`` (mechanism) and ``induction_spaces``; GIM's
+token-level match of a query (exact >= tau, else fuzzy) in ``gim_matching``, used there and by
+``gim_copy_spaces`` (``gim-copy``: the ``llm`` features of the word GIM copies).
 
 >>> from gim_brain.data import load_dataset
 >>> from gim_brain.features import SpaceContext, build_design

@@ -212,7 +212,8 @@ def gim_row_matches(ctx, params, story_name: str) -> dict:
     story = ctx.story(story_name)
     weights = (distilled_embedder(ctx, params["model"], params["fuzzy_checkpoint"]).digest
                if params["similarity"] == "distilled" else None)
-    keys = ("similarity", "window", "tau", "gap", "top_k")
+    keys = ("similarity", "window", "tau", "gap") + (
+        ("top_k",) if params["similarity"] == "lm-window" else ())
     parts = ("gim-token-matches", {k: params[k] for k in keys}, str(_lm_id(ctx, params["model"])),
              weights, story_fingerprint(story))
 
