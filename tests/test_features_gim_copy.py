@@ -53,6 +53,11 @@ def test_copied_word_is_earlier_and_predicts_the_next_word_of_repeated_text(tiny
     exact = np.flatnonzero(found["exact_lengths"][:-1] >= params["tau"])
     assert len(exact) > 30
     assert all(words[source[i]] == words[i + 1] for i in exact)
+    # copied=matched: the word of the matched token itself, i.e. the earlier occurrence of word i
+    matched = copy_sources(ctx, resolve_params("gim-copy", {"copied": "matched"}), "s1", "gim",
+                           "gim-copy")["source"]
+    assert (matched <= source).all() and (matched < np.arange(n)).all()
+    assert all(words[matched[i]] == words[i] for i in exact)
 
 
 def test_copy_features_of_earlier_words_ignore_later_words(tiny, tmp_path):

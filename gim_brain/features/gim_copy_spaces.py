@@ -8,6 +8,9 @@ that FOLLOWED it, the word holding token ``j + 1``, is what GIM copies; the feat
 is that word's ``llm`` hidden state (the ``llm`` space's ``model``, ``layer``, ``context``),
 zeros for words without a match; word features are then resampled to the rows like ``llm``.
 
+With ``copied=matched`` the feature is instead the ``llm`` state of the word holding token ``j``
+itself (what was being said at the matched moment, not what followed it).
+
 Causality, precisely: ``j + 1`` must lie before word ``i``'s first token, so the copied word is
 an EARLIER word (``source < i``, never word ``i`` itself), and the feature of word ``i`` is a
 function of words ``0..i`` only (the match reads the text up to ``q_i``; the copied hidden state
@@ -51,6 +54,9 @@ _PARAMS = (
     Param("window", int, 32, "W, tokens each fuzzy embedding reads (the checkpoint's W)",
           minimum=1),
     Param("fuzzy_checkpoint", "str?", None, "distilled checkpoint (default: the shipped one)"),
+    Param("copied", str, "next", "whose llm features: the word after the matched token (next, "
+          "what GIM predicts) or the word holding it (matched, what was said there)",
+          ("next", "matched")),
     Param("method", str, "lanczos", "resampling to TR times", DOWNSAMPLE_METHODS),
 )
 _BLOCK = 512
@@ -140,7 +146,7 @@ def copy_sources(ctx, params, story_name: str, rule: str, space: str) -> dict:
     emb = distilled_embedder(ctx, params["model"], params["fuzzy_checkpoint"])
     _check_window(params, emb.window, space)
     story = ctx.story(story_name)
-    keys = ("tau", "window") + (("seed",) if rule == "random" else ())
+    keys = ("tau", "window", "copied") + (("seed",) if rule == "random" else ())
     parts = ("gim-copy-sources", _RULES_VERSION, rule, {k: params[k] for k in keys},
              str(_lm_id(ctx, params["model"])), emb.digest, story_fingerprint(story))
 
@@ -152,7 +158,8 @@ def copy_sources(ctx, params, story_name: str, rule: str, space: str) -> dict:
         if rule == "random":
             ends = random_copy_ends(ends, queries, hi,
                                     params["seed"] + zlib.crc32(story_name.encode()))
-        source = np.where(ends >= 0, al.word_of_token()[ends + 1], -1)
+        shift = 1 if params["copied"] == "next" else 0
+        source = np.where(ends >= 0, al.word_of_token()[ends + shift], -1)
         return {"source": source, "end": ends,
                 "exact_lengths": lengths if rule == "gim" else np.zeros_like(lengths)}
 
