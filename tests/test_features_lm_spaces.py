@@ -56,6 +56,7 @@ def test_gim_over_words_copies_repeated_text(ctx):
 
 
 def test_gim_induction_space(ctx):
-    d = build_design(ctx, "gim-induction[n_components=4;context=16]")
+    # the lm-context rule reads any LM (the default distilled one needs its teacher, SmolLM2)
+    d = build_design(ctx, "gim-induction[n_components=4;context=16;similarity=lm-context]")
     assert d.n_features == 36 and not d.spaces[0]["delayed"]
     assert not d.X["s0"][:4].any() and d.X["s0"][10:].any()

@@ -3,7 +3,9 @@
 Word-level features are resampled to the response rows (``downsample``), z-scored per story and
 FIR-delayed within each story (``preprocess``); named, parameterised spaces (``registry``) are
 combined into per-story design matrices (``design``). The induction head over brain responses and
-its leakage-safe controls live in ``induction`` (mechanism) and ``induction_spaces``.
+its leakage-safe controls live in ``induction`` (mechanism) and ``induction_spaces``; GIM's
+token-level match of a query (exact >= tau, else fuzzy) in ``gim_matching``, used there and by
+``gim_copy_spaces`` (``gim-copy``: the ``llm`` features of the word GIM copies).
 The field's standard baselines: ``wordrate``, ``phonemes`` (``phonemerate``, ``articulation``)
 and ``word_vectors`` (``eng1000``, ``static``).
 

@@ -36,8 +36,8 @@ from .induction_spaces import word_ids
 from .lm_spaces import _lm_id, word_hidden_states, word_static_embeddings
 from .registry import Param, register_space
 
-__all__ = ["WordStateEmbedder", "gim_word_prediction", "gim_stats_matrix", "gim_next_matrix",
-           "distilled_embedder", "word_distilled_states"]
+__all__ = ["WordStateEmbedder", "distilled_embedder", "gim_next_matrix", "gim_stats_matrix",
+           "gim_word_prediction", "token_distilled_states", "word_distilled_states"]
 
 _PARAMS = (
     Param("model", "str?", None, "LM for the fuzzy similarity (default offline SmolLM2-135M)"),
@@ -96,20 +96,26 @@ def distilled_embedder(ctx, model, checkpoint):
     return ctx.memo[key]
 
 
-def word_distilled_states(ctx, story_name: str, model, checkpoint) -> np.ndarray:
-    """Distilled fuzzy embedding ``(n_words, d)`` at each word's last token (its W-token window)."""
+def token_distilled_states(ctx, story_name: str, model, checkpoint):
+    """``(alignment, (n_tokens, d))``: the story's words aligned to ``model``'s tokens and the
+    distilled fuzzy embedding of every token (its own W-token window; memoised per run)."""
+    from .._cache import NpzCache
     from ..gim import embed_document
     from ..lm.alignment import align_words
-    from .._cache import NpzCache
 
-    key = ("word-distilled", story_name, model, checkpoint)
+    key = ("token-distilled", story_name, model, checkpoint)
     if key not in ctx.memo:
         emb = distilled_embedder(ctx, model, checkpoint)
         story = ctx.story(story_name)
         al = align_words(ctx.lm(model).tokenizer, story.transcript.words, story=story_name)
-        tokens = embed_document(emb, al.ids, cache=NpzCache(namespace="gim-fuzzy"))
-        ctx.memo[key] = tokens[al.spans[:, 1] - 1]
+        ctx.memo[key] = (al, embed_document(emb, al.ids, cache=NpzCache(namespace="gim-fuzzy")))
     return ctx.memo[key]
+
+
+def word_distilled_states(ctx, story_name: str, model, checkpoint) -> np.ndarray:
+    """Distilled fuzzy embedding ``(n_words, d)`` at each word's last token (its W-token window)."""
+    al, tokens = token_distilled_states(ctx, story_name, model, checkpoint)
+    return tokens[al.spans[:, 1] - 1]
 
 
 def _word_states(ctx, story_name: str, params: dict):

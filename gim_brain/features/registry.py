@@ -19,7 +19,8 @@ from typing import Any, Callable
 __all__ = ["Param", "FeatureSpace", "UnknownFeatureSpaceError", "FeatureParameterError",
            "register_space", "get_space", "list_spaces", "resolve_params"]
 
-_BUILTIN_MODULES = ("wordrate", "phonemes", "word_vectors", "lm_spaces", "gim_spaces", "induction_spaces")
+_BUILTIN_MODULES = ("wordrate", "phonemes", "word_vectors", "lm_spaces", "gim_spaces", "induction_spaces",
+                    "gim_copy_spaces")
 _REGISTRY: dict[str, "FeatureSpace"] = {}
 
 
