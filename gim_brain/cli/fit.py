@@ -85,7 +85,8 @@ def register(subparsers) -> None:
     p.add_argument("--subject", action="append", dest="dataset.subjects", metavar="SUBJECT",
                    help="subject whose responses are modelled (repeatable; 'all': every subject)")
     for dotted, f in _fields():
-        flag, help_ = f.metadata["flag"], f.metadata["help"] + _default_text(f)
+        flag = f.metadata["flag"]
+        help_ = (f.metadata["help"] + _default_text(f)).replace("%", "%%")  # argparse %-formats help
         kw: dict = {"dest": dotted, "help": help_}
         if f.type != "bool" and dotted not in _CHOICES:
             kw["metavar"] = f.metadata.get("metavar") or f.name.upper()
