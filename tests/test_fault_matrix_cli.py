@@ -15,7 +15,7 @@ import json
 import shutil
 import signal
 import subprocess
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -415,14 +415,36 @@ def test_truncated_converted_model_is_converted_again(lm_cache, tmp_path):
 # --------------------------------------------------------------------------- Ctrl-C
 
 def test_ctrl_c_prints_one_line_and_exits_130(lm_cache, tmp_path):
+    """SIGINT once the command is at work (its first progress bar on stderr): one line, exit 130.
+
+    Waiting for the bar, not a fixed sleep, puts the signal inside main() however slow the
+    machine is (a fixed delay could land before main() or after the work was done).
+    """
     base, _, _, long_doc = lm_cache
     proc = subprocess.Popen([*gim_brain_command(), "lm-eval", "--text", str(long_doc),
-                             "--methods", "lm", "--no-progress"], cwd=tmp_path, env=cli_env(base / "cache"),
+                             "--methods", "lm"], cwd=tmp_path, env=cli_env(base / "cache"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4.0)  # well inside main(): importing torch/transformers and loading the model
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, (out, err)
+    err_chunks: list[str] = []
+    started = threading.Event()
+
+    def read_stderr():
+        while chunk := proc.stderr.read(1):
+            err_chunks.append(chunk)
+            if "%|" in "".join(err_chunks[-200:]):
+                started.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(timeout=300), "lm-eval showed no progress bar: " + "".join(err_chunks)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(timeout=10)
+    err = "".join(err_chunks)
+    assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == "gim-brain lm-eval: interrupted (Ctrl-C)"
 

@@ -1,0 +1,96 @@
+"""The science table of README.md from a finished run of ``benchmarks/uts03_science.toml``.
+
+    gim-brain fit benchmarks/uts03_science.toml
+    python benchmarks/science_table.py runs/uts03-science
+
+For every SPEC: mean held-out r, top-10 % r, targets significant at the run's FDR level and fit
+seconds. For each base space ``X`` (``embedding``, ``llm``) and each added space ``Y``: the
+change in mean r of ``X+Y`` (one shared penalty) over ``X`` with a sign-flip test across targets,
+and for the banded fit ``X,Y`` the joint r and ``Y``'s unique variance (held-out R² of ``X,Y``
+minus that of the model without ``Y``; mean over targets, and targets where it is > 0).
+Targets are response PCs here (200 for UTS03): a sign-flip test across them is apt for
+components; for voxels, neighbouring targets are correlated and the p-values are optimistic.
+The last line is ``RESULT ...`` (machine-readable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from gim_brain.encoding.comparison import paired_difference_test
+from gim_brain.encoding.run import load_results
+
+BASES = ("embedding", "llm")
+ADDED = ("gim-induction", "gim-induction-random", "ngram-induction", "ar-control", "gim-copy",
+         "gim-copy-random")
+
+
+def _seconds(res) -> float:
+    """Wall seconds of the fit (``total_s``: preparation, fit and permutations)."""
+    return float((res.provenance.get("timings") or {}).get("total_s", float("nan")))
+
+
+def _fmt_sig(res) -> str:
+    n = res.n_significant()
+    return "n/a" if n is None else f"{n}/{res.n_targets}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="run directory (one subject: RUN or RUN/SUBJECT)")
+    args = parser.parse_args(argv)
+    run = args.run
+    if not (run / "summary.json").is_file() or not (run / "results").is_dir():
+        subs = [p for p in sorted(run.iterdir()) if (p / "results").is_dir()] if run.is_dir() else []
+        if len(subs) != 1:
+            print(f"science_table: {run} is not a one-subject run directory", file=sys.stderr)
+            return 2
+        run = subs[0]
+    results = load_results(run)
+
+    print("| features | mean r | top-10% r | significant | seconds |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for spec, res in results.items():
+        print(f"| `{spec}` | {res.mean_r():.3f} | {res.top10_mean_r():.3f} | {_fmt_sig(res)} | "
+              f"{_seconds(res):.0f} |")
+
+    print()
+    print("| base + added | Δ mean r (`+`) | p (sign flip) | banded `,` mean r | unique R² of added "
+          "(mean) | targets with unique R² > 0 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    result_line = {}
+    for base in BASES:
+        if base not in results:
+            continue
+        r_base = np.asarray(results[base].scores["r"], dtype=np.float64)
+        for added in ADDED:
+            cat, band = results.get(f"{base}+{added}"), results.get(f"{base},{added}")
+            if cat is None and band is None:
+                continue
+            cells = [f"`{base}` + `{added}`"]
+            if cat is not None:
+                diff = np.asarray(cat.scores["r"], dtype=np.float64) - r_base
+                test = paired_difference_test(diff, n_permutations=10000, seed=0)
+                cells += [f"{test['mean']:+.4f}", f"{test['p_permutation']:.3g}"]
+                result_line[f"d_{base}_{added}"] = round(test["mean"], 4)
+            else:
+                cells += ["", ""]
+            if band is not None and added in band.unique_variance:
+                uv = np.asarray(band.unique_variance[added], dtype=np.float64)
+                cells += [f"{band.mean_r():.3f}", f"{np.nanmean(uv):+.4f}",
+                          f"{int(np.sum(uv > 0))}/{uv.size}"]
+                result_line[f"uv_{base}_{added}"] = round(float(np.nanmean(uv)), 4)
+            else:
+                cells += ["", "", ""]
+            print("| " + " | ".join(cells) + " |")
+    print()
+    print("RESULT " + " ".join(f"{k.replace('-', '_')}={v}" for k, v in result_line.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
