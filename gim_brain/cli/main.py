@@ -40,7 +40,12 @@ def read_text_file(path: Path, what: str) -> str:
         raise UsageError(f"{what} {path} is not UTF-8 text ({exc})") from exc
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``gim-brain`` parser; with ``command`` (e.g. ``"lm-eval"``), only that subcommand's
+    module is imported and registered, so one command does not pay for every other command's
+    imports (help texts of some pull in torch or matplotlib). Without it: every command."""
+    module = None if command is None else command.replace("-", "_")
+    names = (module,) if module in COMMANDS else COMMANDS
     parser = argparse.ArgumentParser(
         prog="gim-brain",
         description="Voxelwise encoding models of natural language with the Generalized "
@@ -48,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gim-brain {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in names:
         importlib.import_module(f"{__package__}.{name}").register(sub)
     return parser
 
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in given if not a.startswith("-")), "?")  # for an early Ctrl-C
     try:
-        parser = build_parser()
+        parser = build_parser(command)
         args = parser.parse_args(argv)
         command = args.command or "?"
         if getattr(args, "func", None) is None:
