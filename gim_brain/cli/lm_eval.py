@@ -131,7 +131,7 @@ def _parse_list(flag: str, text, kind, positive: bool = True) -> list:
         except ValueError:
             raise UsageError(f"{flag}: {part!r} is not a {kind.__name__}") from None
         if positive and not value > 0:
-            raise UsageError(f"{flag} must be > 0, got {part}")
+            raise UsageError(f"{flag} must be {'>= 1' if kind is int else '> 0'}, got {part}")
         out.append(value)
     if not out:
         raise UsageError(f"{flag}: no value given")
@@ -385,5 +385,5 @@ def _paper(args, s, docs, lm, embedders, reference, methods, vocab) -> dict:
             print("gim top1 by exact-match length: " + ", ".join(
                 f"{b}: {r['gim']['top1']:.3f} (n={r['gim']['n']})"
                 for b, r in p["by_match_length"].items()))
-    print("tokens/s: " + ", ".join(f"{m} {v:.1f}" for m, v in result["tokens_per_s"].items()))
+    print("predictions/s: " + ", ".join(f"{m} {v:.3g}" for m, v in result["tokens_per_s"].items()))
     return result
