@@ -120,3 +120,25 @@ def test_small_vocabulary_index_and_document_ends(tmp_path):
         m = engine.longest_suffix([4, 5])
         assert m.length == 0 and m.tokens.tolist() == [1, 2, 3, 4, 5]
         assert m.counts.tolist() == [2, 3, 3, 1, 1]
+
+
+def test_cached_reference_builds_once_per_tokenizer_and_content(tmp_path, monkeypatch):
+    from gim_brain.gim.reference_engines import cached_reference
+
+    monkeypatch.setenv("GIM_BRAIN_CACHE", str(tmp_path / "cache"))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("And God said, Let there be light: and there was light.", encoding="utf-8")
+    tok = load_tokenizer("gpt2")
+    first = cached_reference("suffix-array", [corpus], tok)
+    again = cached_reference("suffix-array", [corpus], tok)
+    assert again.folder == first.folder and first.tokenizer_fingerprint == tok.fingerprint
+    corpus.write_text("And God saw the light, that it was good.", encoding="utf-8")
+    changed = cached_reference("suffix-array", [corpus], tok)
+    assert changed.folder != first.folder
+    assert changed.longest_suffix(tok.encode(" God saw")).length == 2
+    (changed.folder / "unigram.npy").write_bytes(b"damaged")
+    notes = []
+    rebuilt = cached_reference("suffix-array", [corpus], tok, notice=notes.append)
+    assert rebuilt.folder == changed.folder and "rebuilding reference index" in notes[0]
+    with pytest.raises(FileNotFoundError, match="missing.txt does not exist"):
+        cached_reference("suffix-array", [tmp_path / "missing.txt"], tok)

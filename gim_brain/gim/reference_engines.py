@@ -26,6 +26,7 @@ __all__ = [
     "ENGINES",
     "build_reference",
     "build_reference_from_files",
+    "cached_reference",
     "open_reference",
 ]
 
@@ -121,3 +122,31 @@ def build_reference_from_files(engine: str, files: Sequence[str | os.PathLike],
         docs.append(ids)
     return build_reference(engine, docs, folder, tokenizer,
                            sources=[str(Path(f).resolve()) for f in files])
+
+
+def cached_reference(engine: str, files: Sequence[str | os.PathLike], tokenizer, *,
+                     notice=print):
+    """Open (or build once) the index of text ``files`` for ``tokenizer`` in the user cache.
+
+    The folder is ``cache_dir("gim-reference")/<key>``, keyed by the engine, the tokenizer
+    fingerprint and the SHA-256 of every file, so a changed file or tokenizer builds a new index.
+    An unusable cached folder (damaged, older format) is rebuilt with a ``notice``.
+    """
+    import shutil
+
+    from .._cache import cache_dir, content_key, file_digest
+
+    _check_engine(engine)
+    for f in files:
+        if not Path(f).is_file():
+            raise FileNotFoundError(f"reference corpus file {f} does not exist")
+    digests = [file_digest(f) for f in files]
+    key = content_key("reference-index", engine, tokenizer.fingerprint, digests, version="1")
+    folder = cache_dir("gim-reference") / f"{engine}-{tokenizer.name.replace('/', '_')}-{key[:16]}"
+    if folder.is_dir():
+        try:
+            return open_reference(engine, folder, tokenizer)
+        except ReferenceIndexError as exc:
+            notice(f"rebuilding reference index ({exc})")
+            shutil.rmtree(folder, ignore_errors=True)
+    return build_reference_from_files(engine, files, folder, tokenizer)
