@@ -4,7 +4,8 @@ An index folder holds the engine's own files plus ours:
 
 ``tokenized.0``, ``offset.0``, ``table.0``
     The engine's format (version 4): every document preceded by a separator (``0xFFFF``, u16
-    little-endian tokens; u32 for vocabularies over 65534 tokens), the byte offset of each
+    little-endian tokens; u32 for vocabularies over 65534 tokens, whose indexer in infini-gram
+    2.6.0 allocates 32 GiB at any corpus size), the byte offset of each
     document, and the suffix array built by the package's own indexer
     (``python -m infini_gram.indexing``, which runs its ``rust_indexing`` binary). We write the
     token file ourselves with a :class:`~gim_brain.gim.tokenizers.Tokenizer` (the indexer's own
@@ -130,8 +131,11 @@ def build_infinigram_index(documents: Iterable[Sequence[int]], folder: str | os.
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0 or not (tmp / "table.0").is_file():
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            hint = ("" if dtype_name == "u16" else
+                    f"\n(the vocabulary of {fields['vocab_size']} tokens needs u32 tokens; the "
+                    f"package's u32 indexer allocates 32 GiB, the suffix-array engine does not)")
             raise InfiniGramError(f"infini-gram indexer failed for {folder} (exit "
-                                  f"{proc.returncode}): {' '.join(cmd)}\n{tail}")
+                                  f"{proc.returncode}): {' '.join(cmd)}\n{tail}{hint}")
         (tmp / "raw").rmdir()
         header = {"format": FORMAT, "version": FORMAT_VERSION, "engine_index_version": 4,
                   "token_dtype": dtype_name, "n_tokens": pos // dtype.itemsize,
