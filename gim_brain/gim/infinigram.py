@@ -10,6 +10,9 @@ An index folder holds the engine's own files plus ours:
     (``python -m infini_gram.indexing``, which runs its ``rust_indexing`` binary). We write the
     token file ourselves with a :class:`~gim_brain.gim.tokenizers.Tokenizer` (the indexer's own
     tokenisation needs the Hugging Face hub), so the indexer skips its step 1.
+``unigram.npy``
+    ``int64 (vocab_size,)``: the engine's answer at suffix length 0 (``infgram_ntd`` of an
+    empty prompt), computed once after indexing.
 ``header.json``
     ``gim-brain-infini-gram``: tokenizer name/fingerprint/vocabulary size, token and document
     counts, the sources, and ``doc_end_id`` (the id the engine reports for "the document ended").
@@ -31,6 +34,7 @@ GPT-2 index of three plays, ``ntd(prompt_ids=[0])`` with 109 occurrences), and w
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import resource
@@ -61,6 +65,7 @@ __all__ = ["FORMAT", "InfiniGramError", "InfiniGramIndex", "build_infinigram_ind
 FORMAT = "gim-brain-infini-gram"
 FORMAT_VERSION = 1
 _HEADER = "header.json"
+_UNIGRAM = "unigram.npy"
 _SHARD_FILES = ("tokenized.0", "offset.0", "table.0")
 
 
@@ -148,7 +153,9 @@ def build_infinigram_index(documents: Iterable[Sequence[int]], folder: str | os.
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return InfiniGramIndex(folder)
+    index = InfiniGramIndex(folder)
+    index._unigram()  # the engine's length-0 answer, stored once in the folder
+    return index
 
 
 class InfiniGramIndex:
@@ -211,6 +218,7 @@ class InfiniGramIndex:
             raise InfiniGramError(f"infini-gram index {self.folder}: the engine cannot open it "
                                   f"({type(exc).__name__}: {exc})") from exc
         self._backoff: ReferenceMatch | None = None
+        self._memo: dict = {}
         self._data = None
         self._table = None
 
@@ -246,27 +254,61 @@ class InfiniGramIndex:
         return int(found["cnt"]), (int(start), int(stop))
 
     def _continuations(self, k: int, rows: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Tokens following the occurrences in ``rows`` of a length-``k`` pattern (same document)."""
+        """Tokens following the occurrences in ``rows`` of a length-``k`` pattern (same document).
+
+        Frequent short patterns recur: ranges of more than 2048 rows are remembered.
+        """
+        big = rows[1] - rows[0] > 2048
+        if big and (k, rows) in self._memo:
+            return self._memo[(k, rows)]
         data, _ = self._arrays()
         starts = self._positions(rows[0], rows[1]) + k
         starts = starts[starts < self.n_tokens]
         nxt = np.asarray(data[starts]).astype(np.int64)
         nxt = nxt[nxt != np.iinfo(self._dtype).max]
         tokens, counts = np.unique(nxt, return_counts=True)
-        return tokens.astype(np.int64), counts.astype(np.int64)
+        out = tokens.astype(np.int64), counts.astype(np.int64)
+        if big:
+            if len(self._memo) > 4096:
+                self._memo.clear()
+            self._memo[(k, rows)] = out
+        return out
 
     def _unigram(self) -> ReferenceMatch:
-        """The engine's own answer at suffix length 0 (``infgram_ntd`` of an empty prompt)."""
-        if self._backoff is None:
+        """The engine's own answer at suffix length 0 (``infgram_ntd`` of an empty prompt).
+
+        Computed once (it enumerates the corpus: seconds per million tokens) and kept in the
+        index folder as ``unigram.npy`` (``int64 (vocab_size,)``).
+        """
+        if self._backoff is not None:
+            return self._backoff
+        path = self.folder / _UNIGRAM
+        counts_all = None
+        if path.is_file():
+            try:
+                counts_all = np.load(path)
+            except (ValueError, OSError):
+                counts_all = None
+            if counts_all is not None and counts_all.shape != (self.vocab_size,):
+                counts_all = None
+        if counts_all is None:
             result = self._engine.infgram_ntd(prompt_ids=[], max_support=self._max_support)
             if "error" in result or result.get("approx"):
                 raise InfiniGramError(f"infini-gram index {self.folder}: unigram counts: "
                                       f"{result.get('error', 'approximate')}")
-            items = sorted((int(t), int(r["cont_cnt"])) for t, r in
-                           result["result_by_token_id"].items() if int(t) != self.doc_end_id)
-            tokens = np.array([t for t, _ in items], dtype=np.int64)
-            counts = np.array([c for _, c in items], dtype=np.int64)
-            self._backoff = ReferenceMatch(0, tokens, counts, int(counts.sum()), (0, self.n_tokens))
+            counts_all = np.zeros(self.vocab_size, dtype=np.int64)
+            for t, r in result["result_by_token_id"].items():
+                if int(t) != self.doc_end_id:
+                    counts_all[int(t)] = int(r["cont_cnt"])
+            buf = io.BytesIO()
+            np.save(buf, counts_all)
+            try:
+                atomic_write_bytes(path, buf.getvalue())
+            except OSError:  # a read-only index folder: recompute next time
+                pass
+        tokens = np.flatnonzero(counts_all).astype(np.int64)
+        counts = counts_all[tokens].astype(np.int64)
+        self._backoff = ReferenceMatch(0, tokens, counts, int(counts.sum()), (0, self.n_tokens))
         return self._backoff
 
     def _match(self, ctx: np.ndarray, start: int) -> ReferenceMatch:
