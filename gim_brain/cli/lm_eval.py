@@ -49,6 +49,8 @@ def register(subparsers) -> None:
                    help="gpt2, smollm2 or a Hugging Face tokenizer folder (default: the LM's)")
     p.add_argument("--reference-corpus", nargs="+", default=(), metavar="FILE",
                    help="text files of the reference corpus (Infini-gram baseline)")
+    p.add_argument("--engine", choices=("suffix-array", "infini-gram"), default="suffix-array",
+                   help="reference engine (default suffix-array; infini-gram: the PyPI engine)")
     p.add_argument("--context", type=int, default=None, help="L, tokens per context (default 1024)")
     p.add_argument("--max-windows", type=int, default=None, metavar="N",
                    help="paper protocol: evaluate N windows drawn at random (default all)")
@@ -89,35 +91,22 @@ def tokenizer_name(lm) -> str:
     return f"{base}-{content_key(sorted(vocab.items()))[:12]}"
 
 
-def reference_index_for(files, lm, progress: bool = True, tokenizer=None):
-    """Build (or reuse from the cache) the suffix-array index of text ``files``.
+def reference_index_for(files, lm, tokenizer=None, engine: str = "suffix-array"):
+    """Open (or build once, cached) the reference index of text ``files`` with ``engine``.
 
-    Tokenised by ``lm``'s tokenizer, or by ``tokenizer`` (an object with ``name``,
-    ``fingerprint``, ``vocab_size``, ``encode``) when given.
+    Tokenised by ``tokenizer`` (a :class:`gim_brain.gim.tokenizers.Tokenizer`), else by ``lm``'s.
     """
-    import hashlib
+    from ..gim.reference import ReferenceIndexError
+    from ..gim.reference_engines import cached_reference
+    from ..gim.tokenizers import Tokenizer
 
-    from .._cache import cache_dir, content_key
-    from ..gim.reference import ReferenceIndex, ReferenceIndexError, build_reference_index
-
-    if tokenizer is None:
-        tok, vocab, encode = tokenizer_name(lm), lm.vocab_size, lm.encode
-    else:
-        tok = f"{tokenizer.name}-{str(tokenizer.fingerprint)[:12]}"
-        vocab, encode = tokenizer.vocab_size, tokenizer.encode
-    digests = []
     for f in files:
         read_text_file(Path(f), "reference corpus file")
-        digests.append(hashlib.sha256(Path(f).read_bytes()).hexdigest())
-    folder = cache_dir("gim-reference") / content_key("reference-index", tok, digests)
-    if (folder / "header.json").is_file():
-        try:
-            return ReferenceIndex(folder, tokenizer_name=tok, vocab_size=vocab)
-        except ReferenceIndexError as exc:
-            print(f"rebuilding reference index ({exc})")
-    docs = [encode(Path(f).read_text(encoding="utf-8")) for f in files]
-    return build_reference_index(docs, folder, tokenizer_name=tok, vocab_size=vocab,
-                                 sources=[str(Path(f).resolve()) for f in files])
+    tok = tokenizer if tokenizer is not None else Tokenizer.from_hf(lm.tokenizer)
+    try:
+        return cached_reference(engine, [str(f) for f in files], tok)
+    except (ReferenceIndexError, ValueError) as exc:
+        raise UsageError(f"--reference-corpus (--engine {engine}): {exc}") from exc
 
 
 def _parse_list(flag: str, text, kind, positive: bool = True) -> list:
@@ -275,8 +264,8 @@ def run(args) -> int:
                          f"{args.text[longest]}, has {len(docs[longest])} tokens: lower --context "
                          f"or use --protocol every-token")
     t0 = time.perf_counter()
-    reference = (reference_index_for(args.reference_corpus, lm, tokenizer=foreign)
-                 if args.reference_corpus else None)
+    reference = (reference_index_for(args.reference_corpus, lm, tokenizer=foreign,
+                                     engine=args.engine) if args.reference_corpus else None)
     ref_s = time.perf_counter() - t0
     config = {"protocol": s["protocol"], "preset": args.preset,
               "texts": [str(f) for f in args.text], "n_tokens": [len(d) for d in docs],
@@ -290,6 +279,7 @@ def run(args) -> int:
               "fuzzy_weights": next((e.digest for _, e in embedders if e.name == "distilled"), None),
               "max_tokens": args.max_tokens, "sweep": s["sweep"],
               "reference_corpus": [str(f) for f in args.reference_corpus],
+              "reference_engine": args.engine if args.reference_corpus else None,
               "reference_tokens": reference.n_tokens if reference is not None else 0,
               "reference_index_seconds": ref_s}
     if s["protocol"] == "every-token":

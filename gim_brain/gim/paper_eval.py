@@ -140,7 +140,7 @@ class WindowEvidence:
     lm: tuple | None = None
 
 
-def collect_evidence(docs, windows, context: int, reference=None, max_reference_length: int = 64,
+def collect_evidence(docs, windows, context: int, reference=None, max_reference_length: int = 500,
                      lm=None, timings=None, progress=None) -> list[WindowEvidence]:
     """Exact (context) and reference matches of each window's target, and the LM's metrics.
 
@@ -313,7 +313,7 @@ def _as_list(x):
 
 
 def evaluate_paper(documents, context: int, taus, temperatures, fuzzy_backends=(),
-                   reference=None, max_reference_length: int = 64, lm=None, methods=METHODS,
+                   reference=None, max_reference_length: int = 500, lm=None, methods=METHODS,
                    max_windows: int | None = None, seed: int = 0, names=None, cache=None,
                    vocab_size: int | None = None, progress: bool = True) -> dict:
     """Evaluate under the paper protocol at every point of a (tau x T x backend) sweep.
