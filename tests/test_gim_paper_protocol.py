@@ -274,3 +274,14 @@ def test_cli_explicit_flags_override_a_preset(tmp_path, capsys):
     assert cfg["temperature"] == [0.1] and cfg["tokenizer"].startswith("gpt2-")
     assert set(res["methods"]) == {"gim", "exact"} and res["n_windows"] == res["n_windows_total"]
     assert "GIM without fuzzy" in capsys.readouterr().out
+
+
+@pytest.mark.lm
+def test_last_token_logprobs_equal_the_full_pass():
+    from _lm_fixtures import tiny_lm
+
+    from gim_brain.gim.paper_eval import last_token_logprobs
+
+    lm = tiny_lm()
+    ids = lm.encode("to be or not to be, that is the question of the day")
+    assert np.allclose(last_token_logprobs(lm, ids), lm.sequence_logprobs(ids)[-1], atol=1e-5)

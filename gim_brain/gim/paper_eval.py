@@ -43,6 +43,7 @@ __all__ = [
     "collect_evidence",
     "context_embeddings",
     "evaluate_paper",
+    "last_token_logprobs",
     "paper_windows",
     "rank_metrics",
     "score_point",
@@ -140,6 +141,23 @@ class WindowEvidence:
     lm: tuple | None = None
 
 
+def last_token_logprobs(lm, ctx: np.ndarray) -> np.ndarray:
+    """``log p(next | ctx)`` float32 ``(vocab,)``: one causal pass, the LM head on the last position.
+
+    Uses ``lm.forward`` + ``lm.logprobs_from_final`` when the LM has them (a
+    :class:`gim_brain.lm.LanguageModel`: no ``(L, vocab)`` array), else ``sequence_logprobs``.
+    """
+    if hasattr(lm, "forward") and hasattr(lm, "logprobs_from_final") and \
+            len(ctx) <= getattr(lm, "max_length", len(ctx)):
+        import torch
+
+        with torch.inference_mode():
+            _, final = lm.forward(torch.as_tensor(np.asarray(ctx, dtype=np.int64)[None]), (),
+                                  final=True)
+            return lm.logprobs_from_final(final[0, -1:])[0].float().cpu().numpy()
+    return lm.sequence_logprobs(ctx)[-1]
+
+
 def collect_evidence(docs, windows, context: int, reference=None, max_reference_length: int = 500,
                      lm=None, timings=None, progress=None) -> list[WindowEvidence]:
     """Exact (context) and reference matches of each window's target, and the LM's metrics.
@@ -165,7 +183,7 @@ def collect_evidence(docs, windows, context: int, reference=None, max_reference_
                             rlen, np.asarray(rtok, np.int64), np.asarray(rcnt, np.int64))
         if lm is not None:
             t0 = time.perf_counter()
-            logp = np.asarray(lm.sequence_logprobs(ctx)[-1], dtype=np.float64)
+            logp = np.asarray(last_token_logprobs(lm, ctx), dtype=np.float64)
             timings["lm"] = timings.get("lm", 0.0) + time.perf_counter() - t0
             ev.lm = rank_metrics(np.arange(len(logp)), np.exp(logp), target)
         out.append(ev)
@@ -388,8 +406,7 @@ def evaluate_paper(documents, context: int, taus, temperatures, fuzzy_backends=(
         tps[f"gim[{k}]"] = rate(exact_s + ref_s + seconds[k])
     if not keys:
         tps["gim"] = rate(exact_s + ref_s)
-    tps = {k: v for k, v in tps.items()
-           if not (k == "reference" and reference is None) and not (k == "lm" and lm is None)}
+    tps = {k: v for k, v in tps.items() if k.split("[")[0] in run_methods}
     return {"protocol": "paper", "context": int(context), "stride": int(context // 2),
             "n_windows": n, "n_windows_total": int(n_total), "max_windows": max_windows,
             "seed": int(seed), "n_documents": len(docs),
