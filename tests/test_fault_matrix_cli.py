@@ -350,7 +350,7 @@ def lm_cache(tmp_path_factory):
 
 def _lm_eval(base: Path, cache: Path, docs, json_out: Path, **env):
     return gim_brain(["lm-eval", "--text", *map(str, docs), "--methods", "fuzzy", "--context", "64",
-                      "--max-tokens", "150", "--no-progress", "--json", str(json_out)], cache, cwd=base, **env)
+                      "--protocol", "every-token", "--max-tokens", "150", "--no-progress", "--json", str(json_out)], cache, cwd=base, **env)
 
 
 def _scores(path: Path) -> dict:

@@ -71,6 +71,7 @@ def test_lm_eval_exact_and_reference_on_a_play(tmp_path, capsys):
     out = tmp_path / "res.json"
     code = main(["lm-eval", "--text", str(text), "--reference-corpus", str(ref),
                  "--methods", "gim,exact,reference", "--fuzzy", "none", "--context", "256",
+                 "--protocol", "every-token",
                  "--json", str(out), "--no-progress"])
     assert code == 0
     res = json.loads(out.read_text())
@@ -84,5 +85,6 @@ def test_lm_eval_exact_and_reference_on_a_play(tmp_path, capsys):
     assert "gim branches" in capsys.readouterr().out
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    assert main(["lm-eval", "--text", str(empty), "--fuzzy", "none", "--methods", "exact"]) == 2
+    assert main(["lm-eval", "--text", str(empty), "--fuzzy", "none", "--methods", "exact",
+                 "--protocol", "every-token"]) == 2
     assert "empty.txt has 0 token(s)" in capsys.readouterr().err

@@ -17,8 +17,9 @@ def brute_sa(seq):
 
 
 def brute_longest(docs, context, max_length):
-    """Longest suffix of context (<= max_length) found inside one document with a following token."""
-    best, counts = 0, Counter()
+    """Longest suffix of context (<= max_length) found inside one document with a following token;
+    at length 0 the unigram counts of the whole corpus (Infini-gram's back-off)."""
+    best, counts = 0, Counter(t for d in docs for t in d)
     for k in range(1, min(max_length, len(context)) + 1):
         pat = list(context[-k:])
         c = Counter(d[i + k] for d in docs for i in range(len(d) - k) if d[i:i + k] == pat)

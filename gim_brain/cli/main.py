@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "lm_eval",
     "train_fuzzy",
+    "reference_index",
 )
 
 

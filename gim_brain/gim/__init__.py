@@ -13,9 +13,13 @@ from .fuzzy import (DEFAULT_CHECKPOINT, DEFAULT_EMBEDDER, DistilledEmbedder, LMD
 from .student import CheckpointError, FuzzyStudent
 from .model import BRANCHES, GIM, DocumentPrediction, Explanation
 from .reference import ReferenceIndex, ReferenceIndexError, build_reference_index
+from .reference_engines import ENGINES, build_reference, open_reference
+from .tokenizers import Tokenizer, TokenizerNotFoundError, load_tokenizer
 
 __all__ = ["BRANCHES", "GIM", "DocumentPrediction", "Explanation", "SparseDistributions",
            "ExactMatches", "SuffixAutomaton", "exact_matches", "PositionEmbedder",
            "LMHiddenEmbedder", "LMDistributionEmbedder", "DistilledEmbedder", "DEFAULT_CHECKPOINT",
            "DEFAULT_EMBEDDER", "CheckpointError", "FuzzyStudent", "make_embedder", "embed_document",
-           "fuzzy_distributions", "ReferenceIndex", "ReferenceIndexError", "build_reference_index"]
+           "fuzzy_distributions", "ReferenceIndex", "ReferenceIndexError", "build_reference_index",
+           "ENGINES", "build_reference", "open_reference", "Tokenizer", "TokenizerNotFoundError",
+           "load_tokenizer"]

@@ -19,9 +19,10 @@ Embedders follow the :class:`PositionEmbedder` protocol: ``embed(ids (n,)) -> fl
     L2-normalised hidden state of one LM layer at the last token of the window; similarity is
     the cosine.
 ``lm-distribution`` (:class:`LMDistributionEmbedder`)
-    The LM's next-token distribution over the window; similarity is ``1 - JSD(p, q) / ln 2``
-    with the **Jensen-Shannon divergence** (not the symmetrised KL of the authors' code), so the
-    weight is ``exp(-JSD_bits / T)``. The teacher a distilled model imitates; slower.
+    The LM's top-k next-token distribution over the window; similarity ``1 - SKL(p, q)`` with
+    the authors' **symmetrised KL** in nats (weight ``exp(-SKL/T)``; their ``exp(-SKL)`` is
+    ``T = 1``), or ``1 - JSD/ln 2`` with ``distance="jsd"``. Memory-bounded (top-k rows, tiled
+    similarities). The teacher a distilled model imitates; slower.
 
 Any other object with the protocol's members plugs into :class:`~gim_brain.gim.GIM`.
 """
@@ -112,9 +113,23 @@ class LMHiddenEmbedder:
 
 
 class LMDistributionEmbedder:
-    """``lm-distribution``: the LM's next-token distribution over the window; JSD similarity.
+    """``lm-distribution``: the LM's next-token distribution over the window, top-k sparse.
 
-    ``similarity = 1 - JSD(p, q) / ln 2`` (Jensen-Shannon divergence in bits, in [0, 1]).
+    Each position's representation is its window's top-``top_k`` next-token distribution, packed
+    into one float32 row ``[ids (k) | log-probs (k) | log rest mass (1)]`` (``d = 2k + 1``; ids
+    are exact in float32 below 2**24); the mass outside the top k is spread evenly over the other
+    ``vocab - k`` tokens, as for the distillation teacher (:mod:`gim_brain.gim.teacher`).
+
+    ``distance="skl"`` (default, the authors' choice): symmetrised KL
+    ``½(KL(p‖q) + KL(q‖p))`` in nats by :func:`gim_brain.gim.teacher.skl_matrix` (two matrix
+    products), ``similarity = 1 - SKL``, so the fuzzy weight ``exp(-(1 - sim)/T)`` is
+    ``exp(-SKL/T)``: the authors' ``exp(-SKL)`` at ``T = 1``. ``distance="jsd"``: Jensen-Shannon
+    (:func:`~gim_brain.gim.teacher.jsd_matrix`), ``similarity = 1 - JSD/ln 2`` in [0, 1].
+
+    Memory is bounded independently of the document length: the LM's ``(rows, vocab)``
+    log-probabilities are read ``chunk`` positions at a time and reduced to top k at once, and
+    similarities are computed in ``block x block`` tiles whose dense union holds at most
+    ``2 * block * (2 * block * k)`` float32 values per tensor (``benchmarks/gim_skl_memory.py``).
 
     Parameters
     ----------
@@ -122,52 +137,95 @@ class LMDistributionEmbedder:
         ``vocab_size``.
     window : int
     top_k : int or None
-        Keep each position's ``top_k`` most probable tokens (renormalised) to bound memory and
-        time; ``None`` keeps the full vocabulary. Representations are columns of the union of
-        kept tokens of the document, so ``d`` varies per document.
+        Tokens kept per position; ``None`` keeps ``vocab - 1`` (the last token carries the exact
+        remaining mass, so the distribution is exact; large: ``2 * vocab`` floats per position).
     batch_size : int
+        Windows per LM pass.
+    distance : {"skl", "jsd"}
+    chunk : int
+        Positions whose full-vocabulary log-probabilities are held at once.
+    block : int
+        Query / key rows per similarity tile.
     """
 
     name = "lm-distribution"
 
-    def __init__(self, lm, window: int = 32, top_k: int | None = 64, batch_size: int = 64):
+    def __init__(self, lm, window: int = 32, top_k: int | None = 64, batch_size: int = 64,
+                 distance: str = "skl", chunk: int = 128, block: int = 128):
+        from .teacher import DISTANCES
+
+        if distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
         self.lm = lm
         self.window = _check_window(window)
+        vocab = int(lm.vocab_size)
+        k = vocab - 1 if top_k is None else int(top_k)
+        if not 1 <= k < vocab:
+            raise ValueError(f"top_k must be in 1..{vocab - 1} (or None), got {top_k!r}")
         self.top_k = top_k
+        self._k = k
         self.batch_size = batch_size
+        self.distance = distance
+        self.chunk = max(1, int(chunk))
+        self.block = max(1, int(block))
 
     @property
     def vocab_size(self) -> int:
         return int(self.lm.vocab_size)
 
     def embed(self, ids) -> np.ndarray:
-        ids = check_token_ids(ids, self.vocab_size)
-        logp = self.lm.window_next_token_logprobs(ids, self.window, batch_size=self.batch_size)
-        p = np.exp(logp.astype(np.float64))
-        if self.top_k is not None and self.top_k < p.shape[1]:
-            keep = np.argpartition(-p, self.top_k - 1, axis=1)[:, :self.top_k]
-            cols = np.unique(keep)
-            mask = np.zeros_like(p, dtype=bool)
-            np.put_along_axis(mask, keep, True, axis=1)
-            p = np.where(mask, p, 0.0)[:, cols]
-        p /= p.sum(axis=1, keepdims=True)
-        return p.astype(np.float32)
+        """float32 ``(n, 2k + 1)``: packed top-k distribution of each position's W-token window."""
+        import torch
 
-    def similarity(self, queries: np.ndarray, keys: np.ndarray, block: int = 64) -> np.ndarray:
-        q = queries.astype(np.float64)
-        k = keys.astype(np.float64)
-        xlogx = lambda x: x * np.log(np.where(x > 0, x, 1.0))
-        hq, hk = xlogx(q).sum(1), xlogx(k).sum(1)
-        out = np.empty((len(q), len(k)))
-        for a in range(0, len(q), block):
-            m = 0.5 * (q[a:a + block, None, :] + k[None, :, :])
-            # JSD = sum p log p /2 + sum q log q /2 - sum m log m
-            out[a:a + block] = 0.5 * (hq[a:a + block, None] + hk[None, :]) - xlogx(m).sum(-1)
-        return (1.0 - np.clip(out, 0.0, np.log(2)) / np.log(2)).astype(np.float32)
+        from .teacher import _rest_log
+
+        ids = check_token_ids(ids, self.vocab_size)
+        n, k, W = len(ids), self._k, self.window
+        out = np.empty((n, 2 * k + 1), dtype=np.float32)
+        for a in range(0, n, self.chunk):
+            b = min(n, a + self.chunk)
+            lo = max(0, a - W + 1)       # rows >= a of ids[lo:b] read the same windows as in ids
+            logp = self.lm.window_next_token_logprobs(ids[lo:b], W, batch_size=self.batch_size)
+            val, idx = torch.topk(torch.from_numpy(np.ascontiguousarray(logp[a - lo:])), k, dim=-1)
+            out[a:b, :k] = idx.numpy()
+            out[a:b, k:2 * k] = val.numpy()
+            out[a:b, 2 * k] = _rest_log(val).numpy()
+        return out
+
+    def _targets(self, rows: np.ndarray):
+        from .teacher import TeacherTargets
+
+        k = self._k
+        if rows.ndim != 2 or rows.shape[1] != 2 * k + 1:
+            raise ValueError(f"lm-distribution representations must be (n, {2 * k + 1}) rows "
+                             f"(top_k={k}), got shape {rows.shape}")
+        return TeacherTargets(rows[:, :k].astype(np.int64), rows[:, k:2 * k].astype(np.float32),
+                              rows[:, 2 * k].astype(np.float32), self.vocab_size)
+
+    def distances(self, queries: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """float32 ``(m, n_keys)``: SKL (nats) or JSD (nats) between packed rows, tile by tile."""
+        from .teacher import jsd_matrix, skl_matrix
+
+        q, kk = self._targets(np.asarray(queries)), self._targets(np.asarray(keys))
+        out = np.empty((len(q.ids), len(kk.ids)), dtype=np.float32)
+        fn = skl_matrix if self.distance == "skl" else jsd_matrix
+        s = self.block
+        for a in range(0, len(q.ids), s):
+            qa = q.take(slice(a, a + s))
+            for c in range(0, len(kk.ids), s):
+                out[a:a + s, c:c + s] = fn(qa, kk.take(slice(c, c + s))).numpy()
+        return out
+
+    def similarity(self, queries: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """``1 - SKL`` (``distance="skl"``) or ``1 - JSD/ln 2`` (``"jsd"``), float32 ``(m, k)``."""
+        d = self.distances(queries, keys)
+        if self.distance == "jsd":
+            return (1.0 - np.clip(d, 0.0, np.log(2)) / np.log(2)).astype(np.float32)
+        return (1.0 - d).astype(np.float32)
 
     def cache_parts(self) -> dict:
         return {"embedder": self.name, "lm": getattr(self.lm, "fingerprint", self.lm.name),
-                "window": self.window, "top_k": self.top_k}
+                "window": self.window, "top_k": self._k, "format": "packed-top-k"}
 
 
 #: The distilled fuzzy model shipped with the package (see gim_brain/gim/README.md).

@@ -254,7 +254,8 @@ class GIM:
     temperature : float
         T of the fuzzy weights ``exp(-(1 - sim) / T)``.
     max_reference_length : int
-        Longest suffix looked up in the reference corpus (tokens).
+        Longest suffix looked up in the reference corpus (tokens; 500 = the last 500 tokens, as
+        Infini-gram queries).
     vocab_size : int or None
         Ids outside ``[0, vocab_size)`` raise ``ValueError``; defaults to the embedder's or the
         reference index's vocabulary.
@@ -266,7 +267,7 @@ class GIM:
 
     def __init__(self, embedder: PositionEmbedder | None = None,
                  reference: ReferenceIndex | None = None, tau: int = 8,
-                 temperature: float = 0.1, max_reference_length: int = 64,
+                 temperature: float = 0.1, max_reference_length: int = 500,
                  vocab_size: int | None = None, decode: Callable | None = None,
                  cache: NpzCache | None = None):
         self.embedder = embedder

