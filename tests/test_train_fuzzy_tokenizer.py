@@ -138,3 +138,28 @@ def test_train_fuzzy_names_an_unloadable_student_tokenizer(tmp_path, capsys):
     rc, _, err = _main(capsys, "train-fuzzy", "--corpus", str(text), "--out", str(tmp_path / "o"),
                        "--student-tokenizer", str(tmp_path / "no_such_tokenizer"))
     assert rc == 2 and "--student-tokenizer" in err and "no_such_tokenizer" in err
+
+
+def test_train_fuzzy_cli_trains_a_gpt2_student_and_smollm2_is_the_default_path(gpt2, tmp_path,
+                                                                              capsys):
+    from gim_brain.cli.train_fuzzy import _foreign_to
+
+    # naming the teacher's own tokenizer is the default path (no re-tokenisation, same checkpoint)
+    assert _foreign_to(load_tokenizer("smollm2"), tiny_lm()) is None
+    assert _foreign_to(gpt2, tiny_lm()) is gpt2
+    text = tmp_path / "t.txt"
+    text.write_text(STORIES[0].read_text())
+    out = tmp_path / "o"
+    rc, _, err = _main(capsys, "train-fuzzy", "--corpus", str(text), "--student-tokenizer", "gpt2",
+                       "--size", "quick", "--window", "16", "--min-context", "4", "--steps", "2",
+                       "--eval-every", "1", "--width", "16", "--heads", "2", "--out-dim", "16",
+                       "--depth", "1", "--windows-per-doc", "0", "--val-fraction", "0.2",
+                       "--queries", "16", "--candidates", "32", "--threads", "1", "--no-progress",
+                       "--out", str(out))
+    assert rc == 0, err
+    ckpt = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
+    assert ckpt["student_tokenizer"] == {"name": "gpt2", "fingerprint": gpt2.fingerprint,
+                                         "vocab_size": gpt2.vocab_size}
+    assert ckpt["model_kwargs"]["embedding"] == "table"
+    assert ckpt["model"]["tok_emb.weight"].shape == (gpt2.vocab_size, 16)
+    assert ckpt["tokenizer"] == gpt2.label
