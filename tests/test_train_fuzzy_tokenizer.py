@@ -19,9 +19,9 @@ from gim_brain.gim.tokenizers import TokenizerNotFoundError, load_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 STORIES = sorted((REPO / "gim_brain" / "demo" / "stories").glob("*.txt"))
-TINY = dict(width=32, depth=2, heads=2, out_dim=32, window=16, windows_per_step=16, queries=32,
-            candidates=128, warmup=5, min_context=4, windows_per_doc=None, val_fraction=0.2,
-            val_queries=64, val_candidates=128, embedding="table")
+TINY = {"width": 32, "depth": 2, "heads": 2, "out_dim": 32, "window": 16, "windows_per_step": 16,
+        "queries": 32, "candidates": 128, "warmup": 5, "min_context": 4, "windows_per_doc": None,
+        "val_fraction": 0.2, "val_queries": 64, "val_candidates": 128, "embedding": "table"}
 
 
 @pytest.fixture(scope="module")
