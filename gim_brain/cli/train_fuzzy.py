@@ -233,7 +233,7 @@ def run(args) -> int:
     names = list(texts)
     encode = student.encode if student is not None else lm.encode
     docs = [encode(texts[n]) for n in names]
-    source["tokens"] = {n: int(len(d)) for n, d in zip(names, docs)}
+    source["tokens"] = {n: len(d) for n, d in zip(names, docs)}
     try:
         summary = train(docs, lm, cfg, Path(args.out), names=names, source=source,
                         tokenizer=tokenizer_name(lm) if student is None else student.label,
