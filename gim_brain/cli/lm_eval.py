@@ -26,7 +26,9 @@ of L tokens at stride L/2 (strict and lenient top-1). A comma-separated list for
 across points). --preset sets protocol, L, W, T, tau and tokenizer; explicit flags override it.
 Text is tokenised with the LM's tokenizer (SmolLM2) unless --tokenizer names another; the fuzzy
 model and the LM read SmolLM2 tokens, so with another tokenizer only exact, reference and GIM
-without fuzzy run. The reference index is built once per (corpus files, tokenizer) and cached.
+without fuzzy run, unless --fuzzy-checkpoint is a distilled model trained on that tokenizer
+(train-fuzzy --student-tokenizer): then GIM runs with it (the LM row still needs SmolLM2).
+The reference index is built once per (corpus files, tokenizer) and cached.
 """
 
 FUZZY_BACKENDS = ("distilled", "lm-hidden", "lm-distribution", "none")
@@ -166,8 +168,12 @@ def _settings(args) -> dict:
     return s
 
 
-def _embedders(args, s, lm, window_from_preset: bool):
-    """``[(label, embedder)]`` for every fuzzy backend x W of the run."""
+def _embedders(args, s, lm, window_from_preset: bool, tokenizer=None):
+    """``[(label, embedder)]`` for every fuzzy backend x W of the run.
+
+    ``tokenizer``: the ``--tokenizer`` that is not the LM's (then ``lm`` is None and only a
+    distilled checkpoint trained on that tokenizer can run).
+    """
     from ..gim import make_embedder
 
     out = []
@@ -179,7 +185,7 @@ def _embedders(args, s, lm, window_from_preset: bool):
                 from ..gim import CheckpointError, DistilledEmbedder
                 try:
                     emb = DistilledEmbedder(lm, checkpoint=args.fuzzy_checkpoint,
-                                            batch_size=args.batch_size)
+                                            batch_size=args.batch_size, tokenizer=tokenizer)
                 except CheckpointError as exc:
                     raise UsageError(f"--fuzzy-checkpoint: {exc}") from exc
                 if W is not None and W != emb.window:
@@ -230,15 +236,31 @@ def run(args) -> int:
                          f"--window ({min(s['window'])})")
     texts = [read_text_file(Path(f), "--text file") for f in args.text]
     foreign = _foreign_tokenizer(s["tokenizer"])
+    # a distilled checkpoint trained with train-fuzzy --student-tokenizer reads --tokenizer ids
+    own_fuzzy = (foreign is not None and "distilled" in s["fuzzy"]
+                 and args.fuzzy_checkpoint is not None)
     if foreign is not None:
-        dropped = [m for m in methods if m in ("fuzzy", "lm")]
+        drop = ("lm",) if own_fuzzy else ("fuzzy", "lm")
+        dropped = [m for m in methods if m in drop]
         if dropped and args.methods:
-            raise UsageError(f"--methods {','.join(dropped)}: the fuzzy model and the LM read "
-                             f"SmolLM2 tokens, not --tokenizer {s['tokenizer']} ones")
-        methods = [m for m in methods if m not in ("fuzzy", "lm")]
-        s["fuzzy"] = ["none"]
-        print(f"tokenizer {foreign.name}: fuzzy and LM need SmolLM2 tokens; evaluating "
-              f"{', '.join(methods)} (GIM without fuzzy)")
+            raise UsageError(f"--methods {','.join(dropped)}: the "
+                             f"{'LM reads' if own_fuzzy else 'fuzzy model and the LM read'} "
+                             f"SmolLM2 tokens, not --tokenizer {s['tokenizer']} ones"
+                             + ("" if own_fuzzy else " (a distilled --fuzzy-checkpoint trained "
+                                "with train-fuzzy --student-tokenizer reads them)"))
+        methods = [m for m in methods if m not in drop]
+        if own_fuzzy:
+            others = [f for f in s["fuzzy"] if f != "distilled"]
+            if others:
+                raise UsageError(f"--fuzzy {','.join(others)}: these backends read the LM's "
+                                 f"(SmolLM2) tokens, not --tokenizer {s['tokenizer']} ones; "
+                                 f"only --fuzzy distilled with --fuzzy-checkpoint runs here")
+            print(f"tokenizer {foreign.name}: the LM needs SmolLM2 tokens; evaluating "
+                  f"{', '.join(methods)} with the distilled checkpoint {args.fuzzy_checkpoint}")
+        else:
+            s["fuzzy"] = ["none"]
+            print(f"tokenizer {foreign.name}: fuzzy and LM need SmolLM2 tokens; evaluating "
+                  f"{', '.join(methods)} (GIM without fuzzy)")
         lm, encode, vocab = None, foreign.encode, foreign.vocab_size
     else:
         from ..lm import load_lm
@@ -248,7 +270,8 @@ def run(args) -> int:
             raise UsageError(f"--model {args.model or '(offline default)'} --device {args.device}: "
                              f"{exc}") from exc
         encode, vocab = lm.encode, lm.vocab_size
-    embedders = _embedders(args, s, lm, window_from_preset=args.window is None) if lm else []
+    embedders = (_embedders(args, s, lm, window_from_preset=args.window is None, tokenizer=foreign)
+                 if lm is not None or own_fuzzy else [])
     docs = []
     for f, text in zip(args.text, texts):
         ids = encode(text)

@@ -20,6 +20,11 @@ Windows: non-overlapping W-token windows of each document (at most --windows-per
 against its test stories (a shared run of 20 words is an error). The teacher reads each window
 once; its top-k next-token log-probabilities at every position are cached (content-keyed,
 resumable). Killed runs resume from OUT/last.pt when rerun with the same command.
+
+--student-tokenizer gpt2 (teacher SmolLM2): the student reads GPT-2 tokens; the teacher target of
+student position i is SmolLM2's next-token distribution after SmolLM2-encoding the decoded text
+of the window's student tokens 0..i (see gim_brain/gim/retokenise.py). The checkpoint records
+the tokenizer; use it with lm-eval --tokenizer gpt2 --fuzzy-checkpoint OUT/best.pt.
 """
 
 
@@ -38,6 +43,11 @@ def register(subparsers) -> None:
                    help="checkpoints (best.pt, last.pt) and summary.json go here")
     p.add_argument("--model", default=None, metavar="ID_OR_PATH",
                    help="teacher LM (hub id, folder or .gguf); default: the offline SmolLM2-135M")
+    p.add_argument("--student-tokenizer", default=None, metavar="NAME",
+                   help="the student's tokenizer: gpt2, smollm2 or a Hugging Face tokenizer folder "
+                        "(default: the teacher's). Another one than the teacher's: windows are cut "
+                        "in its tokens, the teacher re-reads each position's text prefix in its "
+                        "own tokens, and the student gets its own trainable token table")
     p.add_argument("--size", choices=sorted(SIZES), default="small",
                    help="preset: quick (<= 10 min on 2 CPU cores), small (the shipped default), "
                         "full (the authors' 768-wide recipe)")
@@ -141,7 +151,7 @@ def _arguments(args) -> dict:
     """The parsed command-line options, JSON-ready (recorded in summary.json)."""
     out = {}
     for k, v in sorted(vars(args).items()):
-        if k == "func":
+        if k == "func" or (k == "student_tokenizer" and v is None):   # default runs unchanged
             continue
         if isinstance(v, (list, tuple)):
             v = [str(x) for x in v]
@@ -149,6 +159,27 @@ def _arguments(args) -> dict:
             v = str(v)
         out[k] = v
     return {"command": "train-fuzzy", **out}
+
+
+def _load_student_tokenizer(spec):
+    """The ``--student-tokenizer`` (None when not given)."""
+    if spec is None:
+        return None
+    from ..gim.tokenizers import load_tokenizer
+
+    try:
+        return load_tokenizer(spec)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--student-tokenizer {spec}: {exc}") from exc
+
+
+def _foreign_to(tok, lm):
+    """``tok`` when it is not the teacher's own tokenizer, else None (the default path)."""
+    from ..gim.tokenizers import Tokenizer
+
+    if tok is None or tok.fingerprint == Tokenizer.from_hf(lm.tokenizer).fingerprint:
+        return None
+    return tok
 
 
 def run(args) -> int:
@@ -187,20 +218,28 @@ def run(args) -> int:
         raise UsageError(str(exc)) from exc
     if args.teacher_batch_size < 1:
         raise UsageError(f"--teacher-batch-size must be >= 1, got {args.teacher_batch_size}")
+    student = _load_student_tokenizer(args.student_tokenizer)
     texts, source = load_corpus(args.corpus, args.manifest, args.data_root)
     try:
         lm = load_lm(args.model, device=args.device)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(f"--model {args.model or '(offline default)'} --device {args.device}: "
                          f"{exc}") from exc
+    student = _foreign_to(student, lm)
+    if student is not None:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, embedding="table")   # the teacher's table does not fit
     names = list(texts)
-    docs = [lm.encode(texts[n]) for n in names]
-    source["tokens"] = {n: int(len(d)) for n, d in zip(names, docs)}
+    encode = student.encode if student is not None else lm.encode
+    docs = [encode(texts[n]) for n in names]
+    source["tokens"] = {n: len(d) for n, d in zip(names, docs)}
     try:
         summary = train(docs, lm, cfg, Path(args.out), names=names, source=source,
-                        tokenizer=tokenizer_name(lm), teacher_cache=NpzCache(namespace="gim-teacher"),
+                        tokenizer=tokenizer_name(lm) if student is None else student.label,
+                        teacher_cache=NpzCache(namespace="gim-teacher"),
                         teacher_batch_size=args.teacher_batch_size, progress=not args.no_progress,
-                        argv=_arguments(args))
+                        argv=_arguments(args), student_tokenizer=student)
     except WindowError as exc:
         raise UsageError(f"--window {cfg.window}: {exc}") from exc
     except ValueError as exc:   # --out holds another run, or an unreadable last.pt

@@ -35,7 +35,13 @@ from torch.nn import functional as F
 
 from .._cache import atomic_write_bytes, content_key
 from .corpus import select_windows, split_windows
-from .student import FuzzyStudent, embedding_digest, tokenizer_digest
+from .retokenise import retokenised_teacher_targets, transfer_embedding_table
+from .student import (
+    FuzzyStudent,
+    embedding_digest,
+    student_tokenizer_record,
+    tokenizer_digest,
+)
 from .teacher import DISTANCES, TeacherTargets, teacher_distance, teacher_targets
 
 __all__ = ["TrainConfig", "SIZES", "train", "ranking_metrics", "save_checkpoint",
@@ -228,13 +234,17 @@ def save_checkpoint(path: Path, model: FuzzyStudent, meta: dict, extra: dict | N
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _data_key(windows: np.ndarray, train_idx, val_idx) -> str:
-    return content_key("fuzzy-train-data", windows, np.asarray(train_idx), np.asarray(val_idx))
+def _data_key(windows: np.ndarray, train_idx, val_idx, student_tokenizer=None) -> str:
+    if student_tokenizer is None:
+        return content_key("fuzzy-train-data", windows, np.asarray(train_idx), np.asarray(val_idx))
+    return content_key("fuzzy-train-data", windows, np.asarray(train_idx), np.asarray(val_idx),
+                       "student-tokenizer", student_tokenizer.fingerprint)
 
 
 def train(docs, lm, cfg: TrainConfig, out: Path, names=None, source: dict | None = None,
           tokenizer: str | None = None, teacher_cache=None, teacher_batch_size: int = 16,
-          progress: bool = True, argv=None, on_step=None, device=None) -> dict:
+          progress: bool = True, argv=None, on_step=None, device=None,
+          student_tokenizer=None) -> dict:
     """Train (or resume) a student on tokenised ``docs`` with teacher ``lm``; returns the summary.
 
     Writes ``out/last.pt`` (model + optimiser, every ``save_every`` steps and at the end),
@@ -245,24 +255,38 @@ def train(docs, lm, cfg: TrainConfig, out: Path, names=None, source: dict | None
     Parameters
     ----------
     docs : list of int arrays
-        Token ids (tokenised with the teacher's tokenizer).
+        Token ids (tokenised with the teacher's tokenizer, or with ``student_tokenizer``).
     lm : gim_brain.lm.LanguageModel (duck-typed: see :mod:`gim_brain.gim.teacher`)
     cfg : TrainConfig
+    student_tokenizer : gim_brain.gim.tokenizers.Tokenizer or None
+        ``None``: the student reads the teacher's tokens. Otherwise ``docs`` are in this
+        tokenizer's ids, the teacher is re-tokenised per position
+        (:mod:`gim_brain.gim.retokenise`), the student has its own trainable ``(vocab, width)``
+        table (``cfg.embedding`` must be ``"table"``), initialised from the teacher's embeddings
+        of each token's text, and checkpoints record the tokenizer's name and fingerprint.
     on_step : callable(step, record) or None
         Called after every optimiser step (logging, tests).
     device : torch.device or None
         Student device (default: the teacher's).
     """
     cfg.check()
+    if student_tokenizer is not None and cfg.embedding != "table":
+        raise ValueError(f"a student tokenizer ({student_tokenizer.name}) other than the teacher's "
+                         f"needs its own token table: embedding='table', not {cfg.embedding!r}")
     out = Path(out)
     device = torch.device(device) if device is not None else lm.device
     t_start = time.perf_counter()
     windows, doc_index = select_windows(docs, cfg.window, cfg.windows_per_doc, cfg.seed, names)
     train_idx, val_idx = split_windows(len(windows), cfg.val_fraction, cfg.seed)
     t0 = time.perf_counter()
-    targets = teacher_targets(lm, windows, top_k=cfg.top_k, positions="all",
-                              batch_size=teacher_batch_size, cache=teacher_cache,
-                              progress=progress, desc="teacher targets")
+    if student_tokenizer is None:
+        targets = teacher_targets(lm, windows, top_k=cfg.top_k, positions="all",
+                                  batch_size=teacher_batch_size, cache=teacher_cache,
+                                  progress=progress, desc="teacher targets")
+    else:
+        targets = retokenised_teacher_targets(lm, windows, student_tokenizer, top_k=cfg.top_k,
+                                              batch_size=teacher_batch_size, cache=teacher_cache,
+                                              progress=progress)
     teacher_s = time.perf_counter() - t0
     table = lm.model.get_input_embeddings().weight.detach().float()
     meta = {"teacher": {"name": lm.name, "fingerprint": getattr(lm, "fingerprint", lm.name),
@@ -270,13 +294,20 @@ def train(docs, lm, cfg: TrainConfig, out: Path, names=None, source: dict | None
                         "vocab_size": int(lm.vocab_size)},
             "tokenizer": tokenizer, "tokenizer_digest": tokenizer_digest(lm.tokenizer),
             "distance": cfg.distance, "temperature": cfg.temperature, "config": cfg.as_dict()}
-    data_key = _data_key(windows, train_idx, val_idx)
+    student_vocab, init_table = int(lm.vocab_size), table
+    if student_tokenizer is not None:
+        meta["tokenizer"] = student_tokenizer.label
+        meta["tokenizer_digest"] = tokenizer_digest(student_tokenizer.hf)
+        meta["student_tokenizer"] = student_tokenizer_record(student_tokenizer)
+        student_vocab = int(student_tokenizer.vocab_size)
+        init_table = transfer_embedding_table(student_tokenizer, lm.tokenizer, table)
+    data_key = _data_key(windows, train_idx, val_idx, student_tokenizer)
 
     torch.manual_seed(cfg.seed)
-    model = FuzzyStudent(int(lm.vocab_size), cfg.width, cfg.depth, cfg.heads, cfg.out_dim,
+    model = FuzzyStudent(student_vocab, cfg.width, cfg.depth, cfg.heads, cfg.out_dim,
                          cfg.window, teacher_dim=table.shape[1], embedding=cfg.embedding,
                          mlp_ratio=cfg.mlp_ratio)
-    model.init_from_teacher(table)
+    model.init_from_teacher(init_table)
     model.to(device)
     opt = torch.optim.AdamW(model.decay_groups(cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
     validate = _Validation(cfg, windows[val_idx], targets.take(val_idx), device)
@@ -358,7 +389,9 @@ def train(docs, lm, cfg: TrainConfig, out: Path, names=None, source: dict | None
         "format": CHECKPOINT_FORMAT, "command": argv, "config": cfg.as_dict(),
         "model_kwargs": dict(model.kwargs),
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
-        "teacher": meta["teacher"], "tokenizer": tokenizer, "distance": cfg.distance,
+        "teacher": meta["teacher"], "tokenizer": meta["tokenizer"],
+        **({"student_tokenizer": meta["student_tokenizer"]} if student_tokenizer is not None else {}),
+        "distance": cfg.distance,
         "source": source or {}, "n_documents": len(docs),
         "n_windows": {"train": int(len(train_idx)), "val": int(len(val_idx))},
         "positions_per_window": int(len(_usable(cfg))),

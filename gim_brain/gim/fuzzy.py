@@ -241,6 +241,11 @@ class DistilledEmbedder:
         The teacher-side LM (a :class:`gim_brain.lm.LanguageModel`) whose tokenizer produced the
         ids: its input embeddings feed ``projected`` checkpoints (digest checked) and its
         tokenizer must be the checkpoint's. ``None`` only for ``table`` checkpoints.
+    tokenizer : gim_brain.gim.tokenizers.Tokenizer or None
+        The tokenizer that produced the ids when it is not ``lm``'s (``lm-eval --tokenizer``);
+        must be the checkpoint's. A checkpoint trained with ``train-fuzzy --student-tokenizer``
+        records its tokenizer's name and fingerprint and reads that tokenizer's ids
+        (:attr:`tokenizer`); it needs no LM.
     checkpoint : path or None
         A ``train-fuzzy`` checkpoint (``best.pt``), or one in the authors' layout (``model`` +
         ``model_kwargs``, optional ``module.`` prefixes); ``None``: :data:`DEFAULT_CHECKPOINT`.
@@ -253,12 +258,13 @@ class DistilledEmbedder:
     ------
     gim_brain.gim.student.CheckpointError
         Missing or corrupt checkpoint, or one whose tokenizer / teacher embeddings differ from
-        ``lm``'s (the message names the file).
+        ``lm``'s or ``tokenizer`` (the message names the file and both tokenizers).
     """
 
     name = "distilled"
 
-    def __init__(self, lm=None, checkpoint=None, device=None, batch_size: int = 64):
+    def __init__(self, lm=None, checkpoint=None, device=None, batch_size: int = 64,
+                 tokenizer=None):
         import torch
 
         from .student import CheckpointError, build_student, read_checkpoint, tokenizer_digest
@@ -268,8 +274,22 @@ class DistilledEmbedder:
         self.checkpoint = path
         self.digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         self.meta = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer", "history")}
+        self._tokenizer = tokenizer
+        self._lm = lm
+        own = ckpt.get("student_tokenizer")
+        if isinstance(own, dict) and own.get("fingerprint"):
+            self._check_own_tokenizer(path, own, tokenizer, lm)
+            lm = None                    # a table checkpoint on its own vocabulary: no LM needed
         want_tok = ckpt.get("tokenizer_digest")
-        if lm is not None and want_tok is not None:
+        if tokenizer is not None and want_tok is not None and not own:
+            got_tok = tokenizer_digest(tokenizer.hf)
+            if got_tok != want_tok:
+                raise CheckpointError(
+                    f"fuzzy checkpoint {path} was trained with tokenizer {ckpt.get('tokenizer')!r} "
+                    f"(vocabulary digest {want_tok}), but the text is tokenised by "
+                    f"{tokenizer.name!r} (digest {got_tok}): use --tokenizer of that checkpoint, "
+                    f"or train one with gim-brain train-fuzzy --student-tokenizer {tokenizer.name}")
+        if lm is not None and want_tok is not None and not own:
             got_tok = tokenizer_digest(lm.tokenizer)
             if got_tok != want_tok:
                 raise CheckpointError(
@@ -286,13 +306,54 @@ class DistilledEmbedder:
             table = lm.model.get_input_embeddings().weight.detach().float().cpu()
         self.model = build_student(ckpt, table)
         if device is None:
-            device = getattr(lm, "device", None) or "cpu"
+            device = getattr(self._lm, "device", None) or "cpu"
         self.model.to(torch.device(device))
         self.window = int(self.model.window)
         self._vocab_size = vocab or None
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
+
+    @staticmethod
+    def _check_own_tokenizer(path, own: dict, tokenizer, lm) -> None:
+        from .student import CheckpointError
+        from .tokenizers import Tokenizer
+
+        if tokenizer is None and lm is not None:
+            tokenizer = Tokenizer.from_hf(lm.tokenizer, name=getattr(lm, "name", None))
+        if tokenizer is not None and tokenizer.fingerprint != own["fingerprint"]:
+            raise CheckpointError(
+                f"fuzzy checkpoint {path} was trained with student tokenizer {own.get('name')!r} "
+                f"(fingerprint {str(own['fingerprint'])[:12]}), but the text is tokenised by "
+                f"{tokenizer.name!r} (fingerprint {tokenizer.fingerprint[:12]}): match with "
+                f"--tokenizer {own.get('name')} or use a checkpoint trained on {tokenizer.name!r}")
+
+    @property
+    def tokenizer(self):
+        """The :class:`~gim_brain.gim.tokenizers.Tokenizer` whose ids this model reads (or None).
+
+        A ``--student-tokenizer`` checkpoint: the tokenizer given, else the one its recorded name
+        loads (fingerprint checked). Otherwise the one given, else the LM's.
+        """
+        if self._tokenizer is not None:
+            return self._tokenizer
+        own = self.meta.get("student_tokenizer")
+        if isinstance(own, dict) and own.get("fingerprint"):
+            from .student import CheckpointError
+            from .tokenizers import TokenizerNotFoundError, load_tokenizer
+
+            try:
+                tok = load_tokenizer(str(own.get("name")))
+            except (TokenizerNotFoundError, OSError, ValueError) as exc:
+                raise CheckpointError(f"fuzzy checkpoint {self.checkpoint}: cannot load its "
+                                      f"tokenizer {own.get('name')!r} ({exc})") from None
+            self._check_own_tokenizer(self.checkpoint, own, tok, None)
+            self._tokenizer = tok
+        elif self._lm is not None:
+            from .tokenizers import Tokenizer
+
+            self._tokenizer = Tokenizer.from_hf(self._lm.tokenizer)
+        return self._tokenizer
 
     @property
     def vocab_size(self):

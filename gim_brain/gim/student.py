@@ -30,7 +30,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["FuzzyStudent", "embedding_digest", "tokenizer_digest", "initial_projection"]
+__all__ = ["FuzzyStudent", "embedding_digest", "tokenizer_digest", "initial_projection",
+           "student_tokenizer_record"]
 
 
 def embedding_digest(table: torch.Tensor | np.ndarray) -> str:
@@ -47,6 +48,16 @@ def tokenizer_digest(tokenizer) -> str:
 
     items = sorted((str(k), int(v)) for k, v in tokenizer.get_vocab().items())
     return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:16]
+
+
+def student_tokenizer_record(tokenizer) -> dict:
+    """What a checkpoint records of a student tokenizer other than the teacher's.
+
+    ``{"name", "fingerprint", "vocab_size"}`` of a :class:`gim_brain.gim.tokenizers.Tokenizer`
+    (``name`` is the spec for ``gpt2`` / ``smollm2``, a folder's name otherwise).
+    """
+    return {"name": str(tokenizer.name), "fingerprint": str(tokenizer.fingerprint),
+            "vocab_size": int(tokenizer.vocab_size)}
 
 
 def initial_projection(table: torch.Tensor, width: int) -> torch.Tensor:
