@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(VENV)/bin/gim-brain demo --out runs/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 clean:
 	rm -rf $(VENV)
