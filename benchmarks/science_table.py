@@ -1,11 +1,12 @@
 """The science table of README.md from a finished run of ``benchmarks/uts03_science.toml``.
 
     gim-brain fit benchmarks/uts03_science.toml
-    python benchmarks/science_table.py runs/uts03-science
+    python benchmarks/science_table.py runs/uts03-science [--banded runs/uts03-science-banded]
 
 For every SPEC: mean held-out r, top-10 % r, targets significant at the run's FDR level and fit
 seconds. For each base space ``X`` (``embedding``, ``llm``) and each added space ``Y``: the
-change in mean r of ``X+Y`` (one shared penalty) over ``X`` with a sign-flip test across targets,
+change in mean r and in mean held-out R² of ``X+Y`` (one shared penalty) over ``X``, with a
+sign-flip test of the r change across targets,
 and for the banded fit ``X,Y`` the joint r and ``Y``'s unique variance (held-out R² of ``X,Y``
 minus that of the model without ``Y``; mean over targets, and targets where it is > 0).
 Targets are response PCs here (200 for UTS03): a sign-flip test across them is apt for
@@ -42,6 +43,8 @@ def _fmt_sig(res) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="run directory (one subject: RUN or RUN/SUBJECT)")
+    parser.add_argument("--banded", type=Path, default=None,
+                        help="run directory of uts03_science_banded.toml (its X,Y results)")
     args = parser.parse_args(argv)
     run = args.run
     if not (run / "summary.json").is_file() or not (run / "results").is_dir():
@@ -51,22 +54,27 @@ def main(argv=None) -> int:
             return 2
         run = subs[0]
     results = load_results(run)
+    if args.banded is not None and (args.banded / "summary.json").is_file():
+        results.update(load_results(args.banded))
 
     print("| features | mean r | top-10% r | significant | seconds |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for spec, res in results.items():
+        if "," in spec:
+            continue
         print(f"| `{spec}` | {res.mean_r():.3f} | {res.top10_mean_r():.3f} | {_fmt_sig(res)} | "
               f"{_seconds(res):.0f} |")
 
     print()
-    print("| base + added | Δ mean r (`+`) | p (sign flip) | banded `,` mean r | unique R² of added "
-          "(mean) | targets with unique R² > 0 |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| base + added | Δ mean r (`+`) | p (sign flip) | Δ mean R² (`+`) | banded `,` mean r | "
+          "unique R² of added (`,`, mean) | targets with unique R² > 0 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     result_line = {}
     for base in BASES:
         if base not in results:
             continue
         r_base = np.asarray(results[base].scores["r"], dtype=np.float64)
+        r2_base = np.asarray(results[base].scores["r2"], dtype=np.float64)
         for added in ADDED:
             cat, band = results.get(f"{base}+{added}"), results.get(f"{base},{added}")
             if cat is None and band is None:
@@ -75,10 +83,11 @@ def main(argv=None) -> int:
             if cat is not None:
                 diff = np.asarray(cat.scores["r"], dtype=np.float64) - r_base
                 test = paired_difference_test(diff, n_permutations=10000, seed=0)
-                cells += [f"{test['mean']:+.4f}", f"{test['p_permutation']:.3g}"]
+                d_r2 = float(np.nanmean(np.asarray(cat.scores["r2"], dtype=np.float64) - r2_base))
+                cells += [f"{test['mean']:+.4f}", f"{test['p_permutation']:.3g}", f"{d_r2:+.4f}"]
                 result_line[f"d_{base}_{added}"] = round(test["mean"], 4)
             else:
-                cells += ["", ""]
+                cells += ["", "", ""]
             if band is not None and added in band.unique_variance:
                 uv = np.asarray(band.unique_variance[added], dtype=np.float64)
                 cells += [f"{band.mean_r():.3f}", f"{np.nanmean(uv):+.4f}",
