@@ -51,6 +51,7 @@ from .._cache import atomic_write_bytes
 from .exact import check_token_ids
 from .reference import (
     MAX_QUERY_LENGTH,
+    IndexHeader,
     ReferenceIndexError,
     ReferenceMatch,
     ReferenceMatches,
@@ -158,7 +159,7 @@ def build_infinigram_index(documents: Iterable[Sequence[int]], folder: str | os.
     return index
 
 
-class InfiniGramIndex:
+class InfiniGramIndex(IndexHeader):
     """A local ``infini-gram`` index queried like :class:`~gim_brain.gim.reference.ReferenceIndex`.
 
     Parameters
@@ -221,28 +222,6 @@ class InfiniGramIndex:
         self._memo: dict = {}
         self._data = None
         self._table = None
-
-    # -- properties ---------------------------------------------------------------------
-    @property
-    def n_tokens(self) -> int:
-        """Tokens in ``tokenized.0``, one separator before every document included."""
-        return int(self.header["n_tokens"])
-
-    @property
-    def vocab_size(self) -> int:
-        return int(self.header["vocab_size"])
-
-    @property
-    def tokenizer_name(self) -> str:
-        return str(self.header["tokenizer"])
-
-    @property
-    def tokenizer_fingerprint(self) -> str | None:
-        return self.header.get("tokenizer_fingerprint")
-
-    def __repr__(self) -> str:
-        return (f"InfiniGramIndex({str(self.folder)!r}, n_tokens={self.n_tokens}, "
-                f"tokenizer={self.tokenizer_name!r})")
 
     # -- engine calls -------------------------------------------------------------------
     def _find(self, suffix: list[int]) -> tuple[int, tuple[int, int]]:

@@ -247,7 +247,35 @@ def unigram_match(unigram: np.ndarray, n_rows: int) -> ReferenceMatch:
     return ReferenceMatch(0, tokens, counts, int(counts.sum()), (0, int(n_rows)))
 
 
-class ReferenceIndex:
+class IndexHeader:
+    """What every reference index reads from its ``header.json`` (``self.header``, ``self.folder``)."""
+
+    header: dict
+    folder: Path
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens in the corpus file, document separators included."""
+        return int(self.header["n_tokens"])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.header["vocab_size"])
+
+    @property
+    def tokenizer_name(self) -> str:
+        return str(self.header["tokenizer"])
+
+    @property
+    def tokenizer_fingerprint(self) -> str | None:
+        return self.header.get("tokenizer_fingerprint")
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({str(self.folder)!r}, n_tokens={self.n_tokens}, "
+                f"tokenizer={self.tokenizer_name!r})")
+
+
+class ReferenceIndex(IndexHeader):
     """A memory-mapped suffix-array index over a tokenised reference corpus.
 
     Parameters
@@ -314,27 +342,6 @@ class ReferenceIndex:
         self._bytes = memoryview(self.tokens.view(np.uint8))
         self._memo: dict = {}
         self._backoff = unigram_match(self.unigram, n)
-
-    # -- properties ---------------------------------------------------------------------
-    @property
-    def n_tokens(self) -> int:
-        return int(self.header["n_tokens"])
-
-    @property
-    def vocab_size(self) -> int:
-        return int(self.header["vocab_size"])
-
-    @property
-    def tokenizer_name(self) -> str:
-        return str(self.header["tokenizer"])
-
-    @property
-    def tokenizer_fingerprint(self) -> str | None:
-        return self.header.get("tokenizer_fingerprint")
-
-    def __repr__(self) -> str:
-        return (f"ReferenceIndex({str(self.folder)!r}, n_tokens={self.n_tokens}, "
-                f"tokenizer={self.tokenizer_name!r})")
 
     # -- search -------------------------------------------------------------------------
     def _range(self, pattern: bytes) -> tuple[int, int]:
