@@ -101,23 +101,7 @@ def sa_rebuild_prediction(ctx: np.ndarray):
     data = text.astype(">u4").tobytes()
 
     def rows(k):
-        pat = ctx[-k:].astype(">u4").tobytes()
-        m = len(pat)
-        lo, hi = 0, len(sa)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if data[4 * sa[mid]:4 * sa[mid] + m] < pat:
-                lo = mid + 1
-            else:
-                hi = mid
-        first, hi = lo, len(sa)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if data[4 * sa[mid]:4 * sa[mid] + m] <= pat:
-                lo = mid + 1
-            else:
-                hi = mid
-        return first, lo
+        return _rows(sa, data, ctx[-k:])
 
     lo_k, hi_k, best = 0, len(text), None
     while lo_k < hi_k:                    # longest k whose suffix occurs (monotone in k)
