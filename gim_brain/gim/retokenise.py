@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .._cache import NpzCache, content_key
-from .teacher import TeacherTargets, _rest_log
+from .teacher import TeacherTargets, _rest_log, sharded_targets
 
 __all__ = ["prefix_reading", "retokenised_teacher_targets", "transfer_embedding_table"]
 
@@ -169,32 +169,11 @@ def retokenised_teacher_targets(lm, windows: np.ndarray, student, top_k: int = 6
         raise ValueError(f"token ids must lie in 0..{int(student.vocab_size) - 1} "
                          f"(the student tokenizer {student.name!r})")
     teacher_id = getattr(lm, "fingerprint", None) or lm.name
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(windows), desc=desc, unit="win")
-    parts = []
-    for a in range(0, len(windows), shard_size):
-        shard = windows[a:a + shard_size]
-        key = content_key("gim-teacher-targets-retokenised", teacher_id, student.fingerprint,
-                          int(top_k), shard)
-        found = cache.load(key) if cache is not None else None
-        if found is None or found["ids"].shape[0] != len(shard):
-            found = _shard(lm, shard, student, top_k, batch_size)
-            if cache is not None:
-                cache.save(key, found)
-        parts.append(found)
-        if bar is not None:
-            bar.update(len(shard))
-    if bar is not None:
-        bar.close()
-    if not parts:
-        w = windows.shape[1]
-        return TeacherTargets(np.zeros((0, w, top_k), np.int32), np.zeros((0, w, top_k), np.float32),
-                              np.zeros((0, w), np.float32), vocab)
-    return TeacherTargets(np.concatenate([p["ids"] for p in parts]),
-                          np.concatenate([p["logp"] for p in parts]).astype(np.float32),
-                          np.concatenate([p["rest"] for p in parts]).astype(np.float32), vocab)
+    return sharded_targets(
+        windows, shard_size, cache, progress, desc, vocab, top_k, (0, windows.shape[1]),
+        key=lambda shard: content_key("gim-teacher-targets-retokenised", teacher_id,
+                                      student.fingerprint, int(top_k), shard),
+        compute=lambda shard: _shard(lm, shard, student, top_k, batch_size))
 
 
 def transfer_embedding_table(student, teacher_tokenizer, teacher_table: torch.Tensor) -> torch.Tensor:

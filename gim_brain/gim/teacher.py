@@ -120,29 +120,41 @@ def teacher_targets(lm, windows: np.ndarray, top_k: int = 64, positions: str = "
     if windows.size and (windows.min() < 0 or windows.max() >= vocab):
         raise ValueError(f"token ids must lie in 0..{vocab - 1} (the teacher's vocabulary)")
     teacher_id = getattr(lm, "fingerprint", None) or lm.name
+    shape = (0, windows.shape[1]) if positions == "all" else (0,)
+    return sharded_targets(
+        windows, shard_size, cache, progress, desc, vocab, top_k, shape,
+        key=lambda shard: content_key("gim-teacher-targets", teacher_id, int(top_k), positions, shard),
+        compute=lambda shard: _shard_targets(lm, shard, top_k, positions, batch_size))
+
+
+def sharded_targets(windows: np.ndarray, shard_size: int, cache, progress: bool, desc: str,
+                    vocab: int, top_k: int, empty_shape: tuple, key, compute) -> TeacherTargets:
+    """Teacher targets of ``windows`` computed ``shard_size`` windows at a time, each shard
+    looked up in / stored to ``cache`` under ``key(shard)`` (``compute(shard)`` -> dict of
+    ``ids``, ``logp``, ``rest``), with a progress bar over windows; ``empty_shape``: the leading
+    shape of the arrays when there are no windows."""
     parts = []
-    starts = range(0, len(windows), shard_size)
     bar = None
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(windows), desc=desc, unit="win")
-    for a in starts:
+    for a in range(0, len(windows), shard_size):
         shard = windows[a:a + shard_size]
-        key = content_key("gim-teacher-targets", teacher_id, int(top_k), positions, shard)
-        found = cache.load(key) if cache is not None else None
+        entry = key(shard)
+        found = cache.load(entry) if cache is not None else None
         if found is None or found["ids"].shape[0] != len(shard):
-            found = _shard_targets(lm, shard, top_k, positions, batch_size)
+            found = compute(shard)
             if cache is not None:
-                cache.save(key, found)
+                cache.save(entry, found)
         parts.append(found)
         if bar is not None:
             bar.update(len(shard))
     if bar is not None:
         bar.close()
     if not parts:
-        shape = (0, windows.shape[1]) if positions == "all" else (0,)
-        return TeacherTargets(np.zeros(shape + (top_k,), np.int32), np.zeros(shape + (top_k,), np.float32),
-                              np.zeros(shape, np.float32), vocab)
+        return TeacherTargets(np.zeros(empty_shape + (top_k,), np.int32),
+                              np.zeros(empty_shape + (top_k,), np.float32),
+                              np.zeros(empty_shape, np.float32), vocab)
     return TeacherTargets(np.concatenate([p["ids"] for p in parts]),
                           np.concatenate([p["logp"] for p in parts]).astype(np.float32),
                           np.concatenate([p["rest"] for p in parts]).astype(np.float32), vocab)
