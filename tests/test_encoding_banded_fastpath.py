@@ -115,3 +115,19 @@ def test_auto_picks_the_fast_path_in_the_primal_case():
                          Y_test=Y[:40], n_iter=4,
                          variance_partitioning=False)
     assert fit.solver == "fastpath"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_refit_solve_by_cholesky_equals_the_eigendecomposition(backend):
+    from gim_brain.encoding.banded_fastpath import _ridge_solve
+
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((50, 12))
+    rhs = rng.standard_normal((12, 3))
+    expected = np.linalg.solve(X.T @ X + 0.5 * np.eye(12), rhs)
+    with use_backend(backend) as B:
+        gram, rhs_b = B.asarray(X.T @ X), B.asarray(rhs)
+        by_chol = _ridge_solve(B, gram, 0.5, rhs_b)
+        by_eig = _ridge_solve(B, gram, 0.5, rhs_b, B.eigh(gram))
+    np.testing.assert_allclose(np.asarray(by_chol), expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(by_eig), expected, rtol=1e-8, atol=1e-10)

@@ -14,7 +14,7 @@ Computed differently (no pass over the rows per candidate):
 - ``Z = V^T D Xtr^T Ytr``, ``A = V^T D Xval^T y``, and ``F = R D V`` where ``R^T R`` is the fold's
   (centered) validation Gram, factored once per fold; the scores for all alphas follow from
   :func:`gim_brain.encoding.fastpath.alpha_scores`;
-- the refit uses ``eigh(D G D)`` once per candidate that some target chose.
+- the refit solves ``(D G D + alpha I) w = D X^T y`` (Cholesky) per chosen (candidate, alpha).
 
 Written with himalaya backend functions (``numpy``, ``torch``, ``torch_cuda``).
 """
@@ -99,6 +99,35 @@ def banded_candidates(n_iter, n_spaces: int, random_state=None) -> np.ndarray:
             raise ValueError(f"n_iter as candidates must be (n_iter, {n_spaces}) non-negative "
                              f"weights, got shape {gammas.shape}")
     return gammas.astype(np.float32)
+
+
+def _ridge_solve(B, gram, alpha: float, rhs, eig=None):
+    """``(gram + alpha I)^-1 rhs`` (float64): from ``eig = eigh(gram)`` when given, else Cholesky
+    (falling back to the eigendecomposition if ``gram + alpha I`` is not numerically PD)."""
+    if eig is None:
+        n = gram.shape[0]
+        eye = (np.eye(n) if B.name == "numpy"
+               else B.eye(n, dtype=gram.dtype, device=getattr(gram, "device", "cpu")))
+        try:
+            if B.name.startswith("torch"):
+                import torch
+
+                lower, info = torch.linalg.cholesky_ex(gram + alpha * eye)
+                if int(info) == 0:
+                    return torch.cholesky_solve(rhs, lower)
+            else:
+                from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+                try:
+                    return cho_solve(cho_factor(gram + alpha * eye), rhs)
+                except LinAlgError:
+                    pass
+        finally:
+            del eye
+        eig = B.eigh(gram)
+    evals, evecs = eig
+    evals = B.clip(evals, 0, None)
+    return B.matmul(evecs, B.matmul(B.transpose(evecs, (1, 0)), rhs) / (evals[:, None] + alpha))
 
 
 def banded_ridge_cv_fastpath(Xs: Sequence[np.ndarray], Y, folds: Sequence[Fold], alphas, *,
@@ -260,27 +289,29 @@ def banded_ridge_cv_fastpath(Xs: Sequence[np.ndarray], Y, folds: Sequence[Fold],
         if progress is not None:
             progress.update(1)
 
-    # ---- refit on all training rows, once per chosen candidate -------------------------------
+    # ---- refit on all training rows ------------------------------------------------------------
+    # one Cholesky solve of (D G D + alpha I) per chosen (candidate, alpha) pair (~1/30 of an
+    # eigendecomposition each), or one eigendecomposition per candidate when pairs are many
     weights = np.zeros((n_features, n_targets), dtype=np.float32)
     for c in np.unique(best_cand):
         scale_np = np.sqrt(gammas[c].astype(np.float32)).astype(np.float64)[band_of]
         s64 = _asarray(B, scale_np, "float64", like=Xd)
         s32 = _asarray(B, scale_np, "float32", like=Xd)
-        evals, evecs = B.eigh(s64[:, None] * gram * s64[None, :])
-        L = _asarray(B, B.clip(evals, 0, None), "float32", like=Xd)
-        V = _asarray(B, evecs, "float32", like=Xd)
-        del evals, evecs
+        gram_c = s64[:, None] * gram * s64[None, :]
+        pair_alphas = np.unique(best_alpha_idx[best_cand == c])
+        eig = None if len(pair_alphas) <= 8 else B.eigh(gram_c)
         for b, batch in enumerate(batches):
-            sel = np.flatnonzero(best_cand[batch] == c)
-            if sel.size == 0:
-                continue
             XtY, _ = target_parts(b, batch)
-            sel_d = _asarray(B, sel, "int64", like=Xd)
-            Zf = B.matmul(B.transpose(V, (1, 0)), s32[:, None] * XtY[:, sel_d])
-            a_b = alphas_d[_asarray(B, best_alpha_idx[batch][sel], "int64", like=Xd)]
-            W_scaled = B.matmul(V, Zf / (L[:, None] + a_b[None, :]))
-            weights[:, sel + batch.start] = to_numpy(s32[:, None] * W_scaled)  # unscaled bands
-            del Zf, W_scaled
+            for a in pair_alphas:
+                sel = np.flatnonzero((best_cand[batch] == c) & (best_alpha_idx[batch] == a))
+                if sel.size == 0:
+                    continue
+                rhs = _asarray(B, s32[:, None] * XtY[:, _asarray(B, sel, "int64", like=Xd)],
+                               "float64", like=Xd)
+                W_scaled = _ridge_solve(B, gram_c, float(alphas_np[a]), rhs, eig)
+                weights[:, sel + batch.start] = to_numpy(s64[:, None] * W_scaled)  # unscaled
+                del rhs, W_scaled
+        del gram_c, eig
     parts_cache.clear()
 
     split = None
