@@ -31,7 +31,7 @@ def two_spaces():
     return X, Y
 
 
-@pytest.mark.parametrize("solver", ["banded_ridge", "multiple_kernel"])
+@pytest.mark.parametrize("solver", ["fastpath", "banded_ridge", "multiple_kernel"])
 def test_banded_fit_partitions_variance(two_spaces, solver):
     X, Y = two_spaces
     res = fit_encoding(X, Y, ["s0", "s1"], band_names=["a", "b"], feature_set="a,b",
@@ -48,6 +48,26 @@ def test_banded_fit_partitions_variance(two_spaces, solver):
                                atol=2e-3)
     assert res.weights.shape == (10, 50)
     assert res.provenance["solver_used"] == solver
+
+
+def test_banded_auto_uses_the_fast_path_and_agrees_with_himalaya(two_spaces):
+    X, Y = two_spaces
+    kw = {"band_names": ["a", "b"], "feature_set": "a,b", "n_iter": 8, "n_permutations": 0,
+          "progress": False, "backend": "numpy"}
+    fast = fit_encoding(X, Y, ["s0", "s1"], solver="auto", **kw)
+    ref = fit_encoding(X, Y, ["s0", "s1"], solver="banded_ridge", **kw)
+    assert fast.provenance["solver_used"] == "fastpath"
+    # the same choices except exact ties (a correlation score flat in very large alphas, where
+    # himalaya's 1e-10 * log(alpha) tie-break is below float32 noise): the CV scores agree
+    same = np.all(np.isclose(fast.deltas, ref.deltas, atol=1e-5), axis=0)
+    assert same.mean() >= 0.9, same.mean()
+    np.testing.assert_allclose(fast.cv_scores, ref.cv_scores, atol=1e-5)
+    np.testing.assert_allclose(fast.scores["r2"][same], ref.scores["r2"][same], atol=1e-5)
+    for name in ("a", "b"):
+        np.testing.assert_allclose(fast.unique_variance[name][same],
+                                   ref.unique_variance[name][same], atol=1e-5)
+        np.testing.assert_allclose(fast.split_scores[name][same], ref.split_scores[name][same],
+                                   atol=1e-5)
 
 
 def test_banded_needs_matching_band_lists(two_spaces):

@@ -49,7 +49,11 @@ def test_three_subjects_in_one_command(three_subjects, monkeypatch, capsys):
         assert row["mean_r"] == entry["mean_r"] and row["median_r"] == entry["median_r"]
         assert row["top10_mean_r"] == entry["top10_mean_r"]
         assert sub["subject"] == row["subject"]
-        assert (out / row["subject"] / entry["result"] / "result.json").is_file()
+        result = json.loads((out / row["subject"] / entry["result"] / "result.json").read_text())
+        if row["feature_set"] == "wordrate,letterrate":  # bands: the banded fast path (auto)
+            assert result["provenance"]["solver_used"] == "fastpath"
+            arrays = set(result["arrays"])
+            assert {"unique_variance/wordrate", "unique_variance/letterrate"} <= arrays
         assert (out / row["subject"] / "report.html").is_file()
     cross = top["cross_subject"]["wordrate"]
     assert cross["n_subjects"] == 3

@@ -1,9 +1,13 @@
 """Banded ridge over several feature spaces, split predictions and variance partitioning.
 
-Primal form (himalaya ``BandedRidgeCV``) when there are at least as many rows as features in all
-spaces together, else the dual form (``MultipleKernelRidgeCV`` on precomputed linear kernels).
-Both search per-target space weights by random search on the simplex (``n_iter`` draws, the first
-one uniform) and a per-target alpha from the grid, with story-grouped folds.
+Solvers: ``fastpath`` (primal, :mod:`gim_brain.encoding.banded_fastpath`: himalaya's random
+search and selection rule on Gram matrices computed once), ``banded_ridge`` (himalaya
+``BandedRidgeCV``, an SVD of the design per fold per candidate) and ``multiple_kernel`` (dual,
+``MultipleKernelRidgeCV`` on precomputed linear kernels). ``auto``: ``fastpath`` when there are at
+least as many rows as features in all spaces together, else ``multiple_kernel``. All search
+per-target space weights by random search on the simplex (``n_iter`` draws, the first one
+uniform, the same draws for the same ``random_state``) and a per-target alpha from the grid, with
+story-grouped folds.
 
 Variance partitioning (held-out R²): the *unique* variance of space ``s`` is the joint model's R²
 minus the R² of the model fitted without ``s``; the *shared* variance is the joint R² minus the
@@ -19,12 +23,14 @@ from typing import Sequence
 import numpy as np
 
 from .backend import free_memory_bytes, is_out_of_memory, target_batch_size, to_numpy
+from .banded_fastpath import banded_ridge_cv_fastpath
 from .cv import Fold
 from .ridge import _score_func, fit_ridge
 
-__all__ = ["BandedFit", "fit_banded", "choose_banded_solver", "BANDED_SOLVERS"]
+__all__ = ["BANDED_SOLVERS", "BandedFit", "banded_progress_steps", "choose_banded_solver",
+           "fit_banded"]
 
-BANDED_SOLVERS = ("auto", "banded_ridge", "multiple_kernel")
+BANDED_SOLVERS = ("auto", "fastpath", "banded_ridge", "multiple_kernel")
 
 
 @dataclass
@@ -64,12 +70,12 @@ class BandedFit:
 
 
 def choose_banded_solver(n_rows: int, n_features_total: int, solver: str = "auto") -> str:
-    """``banded_ridge`` (primal) when rows >= total features, else ``multiple_kernel``."""
+    """``fastpath`` (primal) when rows >= total features, else ``multiple_kernel``."""
     if solver not in BANDED_SOLVERS:
         raise ValueError(f"banded solver={solver!r} is not one of {BANDED_SOLVERS}")
     if solver != "auto":
         return solver
-    return "banded_ridge" if n_rows >= n_features_total else "multiple_kernel"
+    return "fastpath" if n_rows >= n_features_total else "multiple_kernel"
 
 
 def _r2(Y, P) -> np.ndarray:
@@ -80,10 +86,25 @@ def _r2(Y, P) -> np.ndarray:
     return r2.astype(np.float32)
 
 
+def banded_progress_steps(n_spaces: int, n_iter: int, variance_partitioning: bool) -> int:
+    """Steps :func:`fit_banded` advances ``progress`` by: ``n_iter`` per banded fit (the joint one,
+    and the leave-one-out ones of 3+ spaces), 1 per plain leave-one-out fit."""
+    steps = n_iter
+    if variance_partitioning:
+        steps += n_spaces * (1 if n_spaces == 2 else n_iter)
+    return steps
+
+
 def _fit_banded_once(Xs, Y, Xs_test, folds, alphas, solver, n_iter, score, n_targets_batch,
-                     random_state):
-    cv = [fold.as_pair() for fold in folds]
+                     random_state, progress=None):
     n_spaces = len(Xs)
+    if solver == "fastpath":
+        fast = banded_ridge_cv_fastpath(Xs, Y, folds, alphas, n_iter=n_iter,
+                                        random_state=random_state, score=score, Xs_test=Xs_test,
+                                        n_targets_batch=n_targets_batch, progress=progress)
+        best_alphas = (1.0 / np.exp(fast.deltas.astype(np.float64)).sum(0)).astype(np.float32)
+        return best_alphas, fast.deltas, fast.cv_scores, fast.weights, fast.split_predictions
+    cv = [fold.as_pair() for fold in folds]
     while True:
         params = dict(alphas=np.asarray(alphas, dtype=np.float32), n_iter=n_iter,
                       score_func=_score_func(score), n_targets_batch=n_targets_batch,
@@ -124,6 +145,8 @@ def _fit_banded_once(Xs, Y, Xs_test, folds, alphas, solver, n_iter, score, n_tar
     cv_scores = to_numpy(model.cv_scores_).astype(np.float32)
     cv_scores = cv_scores.max(0) if cv_scores.ndim == 2 else cv_scores
     best_alphas = (1.0 / np.exp(deltas.astype(np.float64)).sum(0)).astype(np.float32)
+    if progress is not None:
+        progress.update(n_iter)
     return best_alphas, deltas, cv_scores, weights, split
 
 
@@ -131,7 +154,8 @@ def fit_banded(Xs: Sequence[np.ndarray], Y, folds: Sequence[Fold], alphas, *,
                band_names: Sequence[str], Xs_test: Sequence[np.ndarray], Y_test,
                solver: str = "auto", n_iter: int = 20, score: str = "correlation",
                return_weights: bool = True, n_targets_batch: int | None = None,
-               variance_partitioning: bool = True, random_state: int = 0) -> BandedFit:
+               variance_partitioning: bool = True, random_state: int = 0,
+               progress=None) -> BandedFit:
     """Banded ridge over ``Xs`` with story-grouped CV, split predictions and variance partitioning.
 
     Parameters
@@ -146,7 +170,7 @@ def fit_banded(Xs: Sequence[np.ndarray], Y, folds: Sequence[Fold], alphas, *,
     Xs_test : list of float32 (n_test_rows, n_features_s)
     Y_test : float32 (n_test_rows, n_targets)
         Used for split R² and variance partitioning (held-out).
-    solver : {"auto", "banded_ridge", "multiple_kernel"}
+    solver : {"auto", "fastpath", "banded_ridge", "multiple_kernel"}
     n_iter : int
         Random-search draws of space weights (the first is uniform).
     score : {"correlation", "r2"}
@@ -155,6 +179,8 @@ def fit_banded(Xs: Sequence[np.ndarray], Y, folds: Sequence[Fold], alphas, *,
     variance_partitioning : bool
         Also fit the models that leave out one space (n_spaces extra fits).
     random_state : int
+    progress : tqdm or None
+        Advanced by one per candidate band weighting (see :func:`banded_progress_steps`).
 
     Returns
     -------
@@ -175,13 +201,14 @@ def fit_banded(Xs: Sequence[np.ndarray], Y, folds: Sequence[Fold], alphas, *,
     n_rows = Y.shape[0]
     n_total = sum(X.shape[1] for X in Xs)
     solver = choose_banded_solver(n_rows, n_total, solver)
-    if n_targets_batch is None:
+    if n_targets_batch is None and solver != "fastpath":  # the fast path sizes its own
         B = get_backend()
         per_target = 4 * len(alphas) * n_rows * 3
         n_targets_batch = target_batch_size(Y.shape[1], per_target, free_memory_bytes(B.name), 0.3)
 
     best_alphas, deltas, cv_scores, weights, split = _fit_banded_once(
-        Xs, Y, Xs_test, folds, alphas, solver, n_iter, score, n_targets_batch, random_state)
+        Xs, Y, Xs_test, folds, alphas, solver, n_iter, score, n_targets_batch, random_state,
+        progress)
     joint = split.sum(0)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*zero-mean.*")
@@ -197,8 +224,11 @@ def fit_banded(Xs: Sequence[np.ndarray], Y, folds: Sequence[Fold], alphas, *,
         for s, name in enumerate(band_names):
             keep = [i for i in range(len(Xs)) if i != s]
             if len(keep) == 1:
+                # a plain ridge fit: the fast path when rows >= features (``auto``)
                 reduced = fit_ridge(Xs[keep[0]], Y, folds, alphas, score=score,
                                     X_test=Xs_test[keep[0]], return_weights=False)
+                if progress is not None:
+                    progress.update(1)
                 pred = reduced.test_predictions
             else:
                 reduced = fit_banded([Xs[i] for i in keep], Y, folds, alphas,
@@ -206,7 +236,8 @@ def fit_banded(Xs: Sequence[np.ndarray], Y, folds: Sequence[Fold], alphas, *,
                                      Xs_test=[Xs_test[i] for i in keep], Y_test=Y_test,
                                      solver=solver, n_iter=n_iter, score=score,
                                      return_weights=False, n_targets_batch=n_targets_batch,
-                                     variance_partitioning=False, random_state=random_state)
+                                     variance_partitioning=False, random_state=random_state,
+                                     progress=progress)
                 pred = reduced.test_predictions
             unique[name] = (r2_joint - _r2(Y_test, pred)).astype(np.float32)
         out.unique_variance = unique

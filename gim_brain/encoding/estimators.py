@@ -166,7 +166,7 @@ class StoryBandedRidgeCV(_StoryEstimator):
     n_folds : int
     n_iter : int
         Random-search draws of the band weights (the first is uniform).
-    solver : {"auto", "banded_ridge", "multiple_kernel"}
+    solver : {"auto", "fastpath", "banded_ridge", "multiple_kernel"}
     score : {"correlation", "r2"}
     backend : str
     random_state : int

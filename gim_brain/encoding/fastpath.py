@@ -27,7 +27,8 @@ import numpy as np
 from .backend import free_memory_bytes, run_target_batches, target_batch_size, to_numpy
 from .cv import Fold
 
-__all__ = ["FastRidgeResult", "ridge_cv_fastpath", "select_best_alphas", "SCORES"]
+__all__ = ["SCORES", "FastRidgeResult", "alpha_scores", "ridge_cv_fastpath", "select_best_alphas",
+           "validation_target_stats"]
 
 #: Validation scores the fast path can select alphas with.
 SCORES = ("correlation", "r2")
@@ -67,6 +68,59 @@ def select_best_alphas(mean_scores: np.ndarray, alphas: np.ndarray) -> np.ndarra
     scores = np.asarray(mean_scores, dtype=np.float64) + (np.log(alphas) * 1e-10)[:, None]
     scores = np.where(np.isnan(scores), -np.inf, scores)
     return np.argmax(scores, axis=0)
+
+
+def validation_target_stats(Yval, centered: bool) -> dict:
+    """Per-target sums of one validation fold's responses ``Yval`` (n_val, tb).
+
+    ``y_mean`` (tb,); with ``centered`` (correlation) ``syy`` = centered sum of squares, else
+    ``syy_c`` (centered) and ``syy_raw`` (uncentered) sums of squares (R²).
+    """
+    y_mean = Yval.mean(0)
+    if centered:
+        Yc = Yval - y_mean[None, :]
+        return {"y_mean": y_mean, "syy": (Yc * Yc).sum(0)}
+    return {"y_mean": y_mean, "syy_c": ((Yval - y_mean[None, :]) ** 2).sum(0),
+            "syy_raw": (Yval * Yval).sum(0)}
+
+
+def alpha_scores(B, Z, A, L, F, alphas_d, stats: dict, centered: bool):
+    """Validation scores of one fold for every alpha, from sufficient statistics.
+
+    Parameters
+    ----------
+    Z : (p, tb)
+        ``V^T Xtr^T Ytr`` in the eigenbasis ``V`` of ``Xtr^T Xtr`` (eigenvalues ``L``, (p,)).
+    A : (p, tb)
+        ``(Xval V)^T y`` (``Xval`` and ``y`` centered for correlation).
+    F : (m, p)
+        Any factor with ``F^T F = (Xval V)^T (Xval V)`` (same centering as ``A``).
+    alphas_d : (n_alphas,)
+    stats : dict from :func:`validation_target_stats`
+
+    Returns
+    -------
+    (n_alphas, tb) backend array: correlation (``centered``) or R².
+    """
+    n_features, tb = Z.shape
+    n_alphas = alphas_d.shape[0]
+    D = 1.0 / (L[None, :] + alphas_d[:, None])  # (n_alphas, p)
+    spy = B.matmul(D, Z * A)  # (n_alphas, tb)
+    # all alphas side by side: M = [D_1 Z | D_2 Z | ...] (p, n_alphas * tb)
+    M = (D[:, :, None] * Z[None, :, :])  # (n_alphas, p, tb)
+    M = B.transpose(M, (1, 0, 2)).reshape(n_features, n_alphas * tb)
+    FM = B.matmul(F, M)
+    spp = (FM * FM).sum(0).reshape(n_alphas, tb)
+    del M, FM
+    if centered:
+        syy = stats["syy"]
+        denom = B.sqrt(B.clip(spp, 0, None) * syy[None, :])
+        r = spy / B.clip(denom, 1e-30, None)
+        return r * (denom > 0)
+    syy_c, syy_raw = stats["syy_c"], stats["syy_raw"]
+    sse = syy_raw[None, :] - 2 * spy + spp
+    r2 = 1.0 - sse / B.clip(syy_c[None, :], 1e-30, None)
+    return r2 * (syy_c[None, :] > 0)
 
 
 def _cholesky_factor(B, gram):
@@ -248,36 +302,14 @@ def ridge_cv_fastpath(X, Y, folds: Sequence[Fold], alphas, *, score: str = "corr
             V, L, F = part["V"], part["L"], part["F"]
             Yval = Yb[part["val"]]
             Z = B.matmul(B.transpose(V, (1, 0)), XtY - val_parts[k])  # (p, tb)
+            stats = validation_target_stats(Yval, centered)
+            cross = val_parts[k]
             if centered:
-                y_mean = Yval.mean(0)
-                cross = val_parts[k] - part["n_val"] * part["x_mean"][:, None] * y_mean[None, :]
-                Yc = Yval - y_mean[None, :]
-                syy = (Yc * Yc).sum(0)
-                del Yc
-            else:
-                cross = val_parts[k]
-                syy_c = ((Yval - Yval.mean(0)[None, :]) ** 2).sum(0)
-                syy_raw = (Yval * Yval).sum(0)
+                cross = cross - part["n_val"] * part["x_mean"][:, None] * stats["y_mean"][None, :]
             A = B.matmul(B.transpose(V, (1, 0)), cross)  # (p, tb) = (Xval V)^T y
-            D = 1.0 / (L[None, :] + alphas_d[:, None])  # (n_alphas, p)
-            spy = B.matmul(D, Z * A)  # (n_alphas, tb)
-            del A, cross
-            # all alphas side by side: M = [D_1 Z | D_2 Z | ...] (p, n_alphas * tb)
-            M = (D[:, :, None] * Z[None, :, :])  # (n_alphas, p, tb)
-            M = B.transpose(M, (1, 0, 2)).reshape(n_features, n_alphas * tb)
-            FM = B.matmul(F, M)
-            spp = (FM * FM).sum(0).reshape(n_alphas, tb)
-            del M, FM, Z
-            if centered:
-                denom = B.sqrt(B.clip(spp, 0, None) * syy[None, :])
-                r = spy / B.clip(denom, 1e-30, None)
-                r = r * (denom > 0)
-                fold_scores[k] = to_numpy(r)
-            else:
-                sse = syy_raw[None, :] - 2 * spy + spp
-                r2 = 1.0 - sse / B.clip(syy_c[None, :], 1e-30, None)
-                r2 = r2 * (syy_c[None, :] > 0)
-                fold_scores[k] = to_numpy(r2)
+            del cross
+            fold_scores[k] = to_numpy(alpha_scores(B, Z, A, L, F, alphas_d, stats, centered))
+            del A, Z
         del val_parts
         mean_b = fold_scores.mean(0)
         idx = select_best_alphas(mean_b, alphas_np)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import __version__
 from .backend import resolve_backend, use_backend
-from .banded import fit_banded
+from .banded import banded_progress_steps, fit_banded
 from .chunking import parse_bytes
 from .cv import story_folds
 from .noise_ceiling import noise_ceiling as compute_noise_ceiling
@@ -150,7 +150,8 @@ def fit_encoding(X_by_story, Y_by_story, test_stories: Sequence[str], *,
     solver : str
         Plain fits: ``auto`` (fast path when rows >= features, else kernel), ``fastpath``,
         ``ridge`` (himalaya RidgeCV) or ``kernel`` (KernelRidgeCV). Banded fits: ``auto``,
-        ``banded_ridge`` or ``multiple_kernel``.
+        ``fastpath`` (fast primal random search, the ``auto`` choice when rows >= features),
+        ``banded_ridge`` (himalaya BandedRidgeCV) or ``multiple_kernel``.
     n_permutations : int
         Block permutations for p-values; 0 disables significance testing.
     block_size : int
@@ -235,12 +236,17 @@ def fit_encoding(X_by_story, Y_by_story, test_stories: Sequence[str], *,
             best_alphas, cv_scores = fit.best_alphas, fit.cv_scores
             spaces = [feature_set]
         else:
-            bfit = fit_banded(Xs_train, np.concatenate(Y_train_blocks), folds, alphas,
-                              band_names=list(band_names), Xs_test=Xs_test, Y_test=Y_test,
-                              solver=solver, n_iter=n_iter, score=score,
-                              return_weights=keep_weights,
-                              n_targets_batch=n_targets_batch,
-                              variance_partitioning=variance_partitioning, random_state=seed)
+            steps = banded_progress_steps(len(band_names), n_iter, variance_partitioning)
+            bar = tqdm(total=steps, desc=f"banded {feature_set}", unit="candidate",
+                       disable=not progress, leave=False)
+            with bar:
+                bfit = fit_banded(Xs_train, np.concatenate(Y_train_blocks), folds, alphas,
+                                  band_names=list(band_names), Xs_test=Xs_test, Y_test=Y_test,
+                                  solver=solver, n_iter=n_iter, score=score,
+                                  return_weights=keep_weights,
+                                  n_targets_batch=n_targets_batch,
+                                  variance_partitioning=variance_partitioning, random_state=seed,
+                                  progress=bar)
             predictions, weights, used_solver = bfit.test_predictions, bfit.weights, bfit.solver
             best_alphas, cv_scores = bfit.best_alphas, bfit.cv_scores
             spaces = list(band_names)

@@ -146,8 +146,8 @@ class EncodingSpec(_Spec):
     backend: str = field(default="auto", metadata=_opt(
         "--backend", "himalaya backend: auto, numpy, torch, torch_cuda"))
     solver: str = field(default="auto", metadata=_opt(
-        "--solver", "auto, fastpath, ridge, kernel (plain); auto, banded_ridge, multiple_kernel "
-                    "(banded)"))
+        "--solver", "auto, fastpath, ridge, kernel (plain); auto, fastpath, banded_ridge, "
+                    "multiple_kernel (banded)"))
     score: str = field(default="correlation", metadata=_opt(
         "--score", "validation score choosing alphas: correlation or r2"))
     n_iter: int = field(default=20, metadata=_opt(
