@@ -97,6 +97,20 @@ def main(argv=None) -> int:
                 cells += ["", "", ""]
             print("| " + " | ".join(cells) + " |")
     print()
+    print("| GIM space vs its random control | Δ mean r | p (sign flip) |")
+    print("| --- | ---: | ---: |")
+    for base in BASES:
+        for added in ("gim-induction", "gim-copy"):
+            real, ctrl = results.get(f"{base}+{added}"), results.get(f"{base}+{added}-random")
+            if real is None or ctrl is None:
+                continue
+            diff = (np.asarray(real.scores["r"], dtype=np.float64)
+                    - np.asarray(ctrl.scores["r"], dtype=np.float64))
+            test = paired_difference_test(diff, n_permutations=10000, seed=0)
+            print(f"| `{base}+{added}` − `{base}+{added}-random` | {test['mean']:+.4f} | "
+                  f"{test['p_permutation']:.3g} |")
+            result_line[f"vs_control_{base}_{added}"] = round(test["mean"], 4)
+    print()
     print("RESULT " + " ".join(f"{k.replace('-', '_')}={v}" for k, v in result_line.items()))
     return 0
 
