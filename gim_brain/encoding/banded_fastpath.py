@@ -29,10 +29,10 @@ import numpy as np
 from .backend import free_memory_bytes, target_batch_size, to_numpy
 from .cv import Fold
 from .fastpath import (
-    SCORES,
     _asarray,
     _cholesky_factor,
     alpha_scores,
+    checked_score_and_alphas,
     select_best_alphas,
     validation_target_stats,
 )
@@ -166,11 +166,7 @@ def banded_ridge_cv_fastpath(Xs: Sequence[np.ndarray], Y, folds: Sequence[Fold],
     from himalaya.backend import get_backend
 
     B = get_backend()
-    if score not in SCORES:
-        raise ValueError(f"score={score!r} is not one of {SCORES}")
-    alphas_np = np.asarray(alphas, dtype=np.float64).ravel()
-    if alphas_np.size == 0 or np.any(~np.isfinite(alphas_np)) or np.any(alphas_np <= 0):
-        raise ValueError(f"alphas must be finite and > 0, got {alphas_np}")
+    alphas_np = checked_score_and_alphas(score, alphas)
     n_spaces = len(Xs)
     widths = [int(X.shape[1]) for X in Xs]
     bounds = np.concatenate([[0], np.cumsum(widths)])

@@ -59,6 +59,17 @@ class FastRidgeResult:
     n_targets_batch: int
 
 
+def checked_score_and_alphas(score: str, alphas) -> np.ndarray:
+    """``alphas`` as a float64 vector, after checking ``score`` and that every alpha is finite
+    and > 0 (ValueError naming the bad one)."""
+    if score not in SCORES:
+        raise ValueError(f"score={score!r} is not one of {SCORES}")
+    alphas_np = np.asarray(alphas, dtype=np.float64).ravel()
+    if alphas_np.size == 0 or np.any(~np.isfinite(alphas_np)) or np.any(alphas_np <= 0):
+        raise ValueError(f"alphas must be finite and > 0, got {alphas_np}")
+    return alphas_np
+
+
 def select_best_alphas(mean_scores: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     """Index of the best alpha per target, with himalaya's rule.
 
@@ -214,11 +225,7 @@ def ridge_cv_fastpath(X, Y, folds: Sequence[Fold], alphas, *, score: str = "corr
     from himalaya.backend import get_backend
 
     B = get_backend()
-    if score not in SCORES:
-        raise ValueError(f"score={score!r} is not one of {SCORES}")
-    alphas_np = np.asarray(alphas, dtype=np.float64).ravel()
-    if alphas_np.size == 0 or np.any(~np.isfinite(alphas_np)) or np.any(alphas_np <= 0):
-        raise ValueError(f"alphas must be finite and > 0, got {alphas_np}")
+    alphas_np = checked_score_and_alphas(score, alphas)
     n_rows, n_features = X.shape
     if isinstance(Y, (list, tuple)):  # per-story blocks: never concatenated as a whole
         Y_blocks = [np.asarray(y, dtype=np.float32) for y in Y]
