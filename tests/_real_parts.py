@@ -1,7 +1,8 @@
-"""Programs that some tests need (``from _real_parts import require_program``)."""
+"""Programs and packages that some tests need (``from _real_parts import require_program``)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 
@@ -22,3 +23,17 @@ def require_program(*names: str, why: str) -> str:
     if os.environ.get("GIM_BRAIN_REQUIRE_REAL_PARTS"):
         pytest.fail(message + " (GIM_BRAIN_REQUIRE_REAL_PARTS is set: .ci/run should have installed it)")
     pytest.skip(message)
+
+
+def require_module(name: str, why: str):
+    """``import name``; skips with ``why`` where it is not installed, fails in CI.
+
+    The test extra installs these packages, so under ``GIM_BRAIN_REQUIRE_REAL_PARTS`` (``.ci/run``)
+    a missing one is a broken install, not a reason to skip.
+    """
+    if os.environ.get("GIM_BRAIN_REQUIRE_REAL_PARTS"):
+        try:
+            return importlib.import_module(name)
+        except ImportError as exc:
+            pytest.fail(f"{why}: {exc} (GIM_BRAIN_REQUIRE_REAL_PARTS is set: the test extra installs it)")
+    return pytest.importorskip(name, reason=why)

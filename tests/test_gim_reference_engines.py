@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _real_parts import require_module
+
 from gim_brain.gim import open_reference
 from gim_brain.gim.reference import ReferenceIndexError
 from gim_brain.gim.reference_engines import build_reference, build_reference_from_files
@@ -23,7 +25,7 @@ def _plays():
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    pytest.importorskip("infini_gram", reason="package infini-gram is not installed")
+    require_module("infini_gram", "package infini-gram is not installed")
     plays, tok = _plays(), load_tokenizer("gpt2")
     root = tmp_path_factory.mktemp("engines")
     files = []
@@ -105,7 +107,7 @@ def test_another_tokenizer_and_missing_folders_are_refused(corpus):
 
 
 def test_small_vocabulary_index_and_document_ends(tmp_path):
-    pytest.importorskip("infini_gram", reason="package infini-gram is not installed")
+    require_module("infini_gram", "package infini-gram is not installed")
 
     class Toy:
         name, vocab_size, fingerprint = "toy", 10, "f" * 64

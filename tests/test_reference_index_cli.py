@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from _real_parts import require_module
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,7 +19,7 @@ def _run(*args):
 
 def test_build_then_refuse_another_tokenizer_and_bad_input(tmp_path):
     """Three real runs (each starts the CLI, ~5 s): build, another tokenizer, a missing tokenizer."""
-    pytest.importorskip("infini_gram", reason="package infini-gram is not installed")
+    require_module("infini_gram", "package infini-gram is not installed")
     text = tmp_path / "corpus.txt"
     text.write_text("In the beginning God created the heaven and the earth.\n", encoding="utf-8")
     out = tmp_path / "idx"
