@@ -27,7 +27,7 @@ import numpy as np
 from . import __version__
 
 __all__ = ["cache_dir", "content_key", "atomic_write_bytes", "atomic_save_npz", "NpzCache",
-           "clean_stale_temp", "cache_notice", "KILL_HOOK_ENV", "file_digest"]
+           "clean_stale_temp", "cache_notice", "KILL_HOOK_ENV", "file_digest", "known_file_digest"]
 
 
 def cache_dir(sub: str = "") -> Path:
@@ -71,6 +71,37 @@ def file_digest(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _stamp(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def known_file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes, remembered in the cache folder ``digests``.
+
+    The digest is computed again only when the file's size, modification or change time, inode
+    or device differ from when it was last hashed, so a run over the same 10 GB of responses
+    hashes them once. It names the content, not the place: a copied, moved or touched file with
+    the same bytes has the same digest. A read-only cache only costs the hashing.
+    """
+    path = Path(path).resolve()
+    before = _stamp(path.stat())
+    memo = cache_dir("digests") / (hashlib.sha256(str(path).encode()).hexdigest()[:32] + ".json")
+    try:
+        entry = json.loads(memo.read_text())
+        if entry.get("path") == str(path) and entry.get("stamp") == before:
+            return str(entry["sha256"])
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    digest = file_digest(path)
+    if _stamp(path.stat()) == before:  # not rewritten while it was read
+        try:
+            atomic_write_bytes(memo, json.dumps({"path": str(path), "stamp": before,
+                                                 "sha256": digest}).encode())
+        except OSError:
+            pass
+    return digest
 
 
 def content_key(*parts: Any, version: str = __version__) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -268,6 +269,70 @@ def test_resume_never_reuses_results_of_other_data(tmp_path, monkeypatch, capsys
     assert "reused" not in out and "mean r" in out
     second = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert second["data_fingerprint"]["digest"] != first["data_fingerprint"]["digest"]
+
+
+def test_resume_follows_the_data_content_not_its_place(tmp_path, monkeypatch, capsys):
+    """The same data copied to another folder (new paths, new modification times, as after a
+    fresh download) or touched is still the same data: `--resume` reuses the fit. Other bytes
+    under the same names are not."""
+    import os
+    import shutil
+
+    import numpy as np
+    from _features_helpers import make_tiny_dataset
+
+    from gim_brain.cli.main import main
+
+    monkeypatch.setenv("GIM_BRAIN_CACHE", str(tmp_path / "cache"))
+    manifest = make_tiny_dataset(tmp_path / "data", n_stories=5)
+
+    def argv(root):
+        return ["fit", "--manifest", str(root / Path(manifest).relative_to(tmp_path / "data")),
+                "--data-root", str(root), "--subject", "S1", "--features", "wordrate",
+                "--n-folds", "2", "--n-permutations", "0", "--backend", "numpy",
+                "--no-progress", "--resume", "--out", str(tmp_path / "run")]
+
+    assert main(argv(tmp_path / "data")) == 0
+    first = json.loads((tmp_path / "run" / "summary.json").read_text())
+    capsys.readouterr()
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path / "data", moved)  # copytree keeps mtimes: set new ones
+    for path in moved.rglob("*"):
+        os.utime(path, ns=(10**18, 10**18))
+    shutil.rmtree(tmp_path / "data")
+    assert main(argv(moved)) == 0
+    assert "reused" in capsys.readouterr().out
+    again = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert again["data_fingerprint"]["digest"] == first["data_fingerprint"]["digest"]
+    # same size, other bytes, the old modification time put back
+    target = moved / "responses" / "S1" / "s2.npz"
+    stamp = target.stat().st_mtime_ns
+    arr = np.load(target)["responses"]
+    np.savez(target, responses=(-arr).astype(arr.dtype))
+    os.utime(target, ns=(stamp, stamp))
+    assert main(argv(moved)) == 0
+    assert "reused" not in capsys.readouterr().out
+    changed = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert changed["data_fingerprint"]["digest"] != first["data_fingerprint"]["digest"]
+
+
+def test_known_file_digest_is_remembered_and_follows_content(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    from gim_brain._cache import known_file_digest
+
+    monkeypatch.setenv("GIM_BRAIN_CACHE", str(tmp_path / "cache"))
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"abc")
+    assert known_file_digest(f) == hashlib.sha256(b"abc").hexdigest()
+    assert len(list((tmp_path / "cache" / "digests").glob("*.json"))) == 1
+    stamp = f.stat().st_mtime_ns
+    f.write_bytes(b"abd")  # same size; the mtime put back: the change time still differs
+    os.utime(f, ns=(stamp, stamp))
+    assert known_file_digest(f) == hashlib.sha256(b"abd").hexdigest()
+    f.write_bytes(b"abcd")
+    assert known_file_digest(tmp_path / "." / "x.bin") == hashlib.sha256(b"abcd").hexdigest()
 
 
 def test_response_preprocessing(tmp_path):

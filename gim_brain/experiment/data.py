@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .. import __version__
-from .._cache import file_digest
+from .._cache import file_digest, known_file_digest
 from .config import DATA_ROOT_ENV, Experiment, ExperimentError
 
 __all__ = ["open_dataset", "resolve_subjects", "preprocess_responses", "data_fingerprint"]
@@ -79,38 +79,40 @@ def preprocess_responses(Y_by_story: Mapping[str, np.ndarray], method: str) -> d
 def data_fingerprint(ds, subject: str, stories: Sequence[str]) -> dict:
     """What the fitted numbers of ``subject`` depend on besides the parameters.
 
-    The manifest's content digest; size and modification time (ns) of every words and responses
-    file of ``stories``, of the TR-count table, the test-story file and the mask; the gim-brain
-    version. A changed, replaced or touched file gives another ``digest``.
+    The manifest's content; the content digest (:func:`~gim_brain._cache.known_file_digest`) of
+    every words and responses file of ``stories``, of the TR-count table, the test-story file and
+    the mask; the gim-brain version. A file with other bytes gives another ``digest``; the same
+    data copied or moved elsewhere (new paths and modification times, e.g. a fresh ``datalad
+    get``) gives the same one, so ``--resume`` still reuses its fits.
 
     Returns
     -------
     dict with ``digest`` (sha256 hex), ``n_files`` and ``gim_brain``.
     """
-    files: list[Path] = []
+    files: list[tuple[str, Path]] = []
     for story in stories:
-        files += [ds.words_path(story), ds.responses_path(subject, story)]
+        files += [(f"words {story}", ds.words_path(story)),
+                  (f"responses {story}", ds.responses_path(subject, story))]
     timing = ds.manifest["timing"]
     if isinstance(timing.get("n_trs"), str):
-        files.append(ds.root / timing["n_trs"])
+        files.append(("n_trs", ds.root / timing["n_trs"]))
     if ds.manifest["stories"].get("test_file"):
-        files.append(ds.root / ds.manifest["stories"]["test_file"])
+        files.append(("test_file", ds.root / ds.manifest["stories"]["test_file"]))
     mask = ds._mask_path(subject)
     if mask is not None:
-        files.append(mask)
+        files.append(("mask", mask))
     h = hashlib.sha256()
     h.update(f"gim-brain {__version__}\n".encode())
     if ds.manifest_path is not None and Path(ds.manifest_path).is_file():
         h.update(f"manifest {file_digest(Path(ds.manifest_path))}\n".encode())
     h.update(repr(sorted(ds.manifest.items(), key=str)).encode())
     n = 0
-    for path in files:
+    for role, path in files:
         try:
-            st = path.stat()
-            h.update(f"{path.resolve()} {st.st_size} {st.st_mtime_ns}\n".encode())
+            h.update(f"{role} {known_file_digest(path)}\n".encode())
             n += 1
         except FileNotFoundError:
-            h.update(f"{path} absent\n".encode())
+            h.update(f"{role} absent\n".encode())
     return {"digest": h.hexdigest(), "n_files": n, "gim_brain": __version__,
-            "what": "manifest content; size and mtime of words, responses, TR-count, test-story "
-                    "and mask files"}
+            "what": "manifest content; content digests of the words, responses, TR-count, "
+                    "test-story and mask files"}

@@ -197,8 +197,10 @@ def _previous(out: Path) -> dict:
 
 
 def _named_files(params: Any) -> list:
-    """``[path, size, mtime_ns]`` of every existing file a parameter value names (e.g.
+    """``[path, sha256]`` of every existing file a parameter value names (e.g.
     ``fuzzy_checkpoint``), so that a file rewritten in place changes the resume key."""
+    from .._cache import known_file_digest
+
     found: list = []
     if isinstance(params, dict):
         for v in params.values():
@@ -210,8 +212,7 @@ def _named_files(params: Any) -> list:
         try:
             path = Path(params).expanduser()
             if path.is_file():
-                st = path.stat()
-                found.append([str(path.resolve()), st.st_size, st.st_mtime_ns])
+                found.append([str(path.resolve()), known_file_digest(path)])
         except (OSError, ValueError):
             pass
     return found
@@ -281,12 +282,15 @@ class _Subject:
             "feature_params": {spec: r.per_space for spec, r in routed.items()},
         }
         # a result depends on its own SPEC and parameters, not on the other SPECs of the run,
-        # nor on where it was computed
+        # nor on where it was computed, nor on where the data lie (the fingerprint keys the
+        # data by content: the manifest and every file read)
         shared = json.loads(json.dumps(self.parameters, default=str))
         shared["features"] = {k: v for k, v in shared["features"].items()
                               if k not in ("sets", "params")}
         for key in ("scheduler", "workers"):
             shared["encoding"].pop(key, None)
+        for key in ("manifest", "data_root"):
+            shared["dataset"].pop(key, None)
         self.shared = shared
         self.previous = _previous(plan.out) if exp.outputs.resume else {}
         self.results: dict[str, Any] = {}
