@@ -278,8 +278,10 @@ def read_keyed_vectors(path: str | os.PathLike, format: str = "auto", limit: int
 # --------------------------------------------------------------------------- spaces
 
 def _file_id(path: str) -> dict:
-    st = Path(path).stat()
-    return {"path": str(Path(path).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    """The vectors file by content (a copy elsewhere reuses the cached features)."""
+    from .._cache import known_file_digest
+
+    return {"sha256": known_file_digest(path)}
 
 
 def _need_path(space: str, hint: str):
