@@ -41,6 +41,16 @@ def _fmt_sig(res) -> str:
     return "n/a" if n is None else f"{n}/{res.n_targets}"
 
 
+def table_order(specs) -> list[str]:
+    """SPECs in run order, with each banded ``X,Y`` moved to the place of ``X+Y`` in the
+    concatenated block (so both halves list their pairs alike, whatever order they ran in)."""
+    specs = list(specs)
+    cat = {s: i for i, s in enumerate(specs) if "," not in s}
+    banded = [s for s in specs if "," in s]
+    rank = {s: cat.get(s.replace(",", "+"), len(specs) + i) for i, s in enumerate(banded)}
+    return list(cat) + sorted(banded, key=rank.__getitem__)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="run directory (one subject: RUN or RUN/SUBJECT)")
@@ -60,7 +70,8 @@ def main(argv=None) -> int:
 
     print("| features | mean r | top-10% r | significant | seconds |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for spec, res in results.items():  # concatenated SPECs, then the banded ones
+    for spec in table_order(results):  # concatenated SPECs, then the banded ones
+        res = results[spec]
         print(f"| `{spec}` | {res.mean_r():.3f} | {res.top10_mean_r():.3f} | {_fmt_sig(res)} | "
               f"{_seconds(res):.0f} |")
 
