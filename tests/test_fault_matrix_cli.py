@@ -418,12 +418,16 @@ def test_ctrl_c_prints_one_line_and_exits_130(lm_cache, tmp_path):
     """SIGINT once the command is at work (its first progress bar on stderr): one line, exit 130.
 
     Waiting for the bar, not a fixed sleep, puts the signal inside main() however slow the
-    machine is (a fixed delay could land before main() or after the work was done).
+    machine is (a fixed delay could land before main() or after the work was done). The command
+    starts with SIGINT at its default, as from a terminal: a suite launched in the background
+    (``pytest ... &``) ignores SIGINT, its children inherit that, and Python then installs no
+    KeyboardInterrupt handler.
     """
     base, _, _, long_doc = lm_cache
     proc = subprocess.Popen([*gim_brain_command(), "lm-eval", "--text", str(long_doc),
                              "--methods", "lm"], cwd=tmp_path, env=cli_env(base / "cache"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     err_chunks: list[str] = []
     started = threading.Event()
 
